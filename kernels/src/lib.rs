@@ -1,0 +1,2 @@
+//! no_std kernels
+#![no_std]
