@@ -1,0 +1,94 @@
+//! Relu over a column range, forward and backward side by side.
+//!
+//! The augmented MLP applies relu to the `d` feature columns only; the `C` class
+//! columns pass through unchanged (DESIGN.md §1). Columns outside `relu_cols` are
+//! copied in the forward and pass the gradient through untouched in the backward.
+
+use core::ops::Range;
+
+use crate::check_len;
+
+/// The derivative of relu at exactly 0, a choice that decides whether an
+/// identity-initialised network can learn at all.
+///
+/// At identity init every class dim and every background pixel has a
+/// pre-activation of exactly 0. With [`ReluGradAtZero::Zero`] (the common
+/// convention) and relu on every dim, no gradient reaches the class dims: the loss
+/// stays at ln C forever. [`ReluGradAtZero::One`] (the default, backward mask
+/// `a ≥ 0`) treats the layer at the kink as the identity it was initialised to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReluGradAtZero {
+    /// relu′(0) = 0: backward mask `a > 0`.
+    Zero,
+    /// relu′(0) = 1: backward mask `a ≥ 0` (default).
+    #[default]
+    One,
+}
+
+impl ReluGradAtZero {
+    /// Whether the gradient passes at pre-activation `a`.
+    #[inline]
+    pub fn passes(self, a: f32) -> bool {
+        match self {
+            ReluGradAtZero::Zero => a > 0.0,
+            ReluGradAtZero::One => a >= 0.0,
+        }
+    }
+}
+
+#[track_caller]
+fn check_range(relu_cols: &Range<usize>, cols: usize) {
+    assert!(
+        relu_cols.start <= relu_cols.end && relu_cols.end <= cols,
+        "relu column range {relu_cols:?} does not fit in {cols} columns"
+    );
+}
+
+/// `h[r, c] = max(a[r, c], 0)` for `c` in `relu_cols`, `h[r, c] = a[r, c]` elsewhere.
+/// `h: rows×cols` is overwritten; `a: rows×cols` is the pre-activation (keep it: the
+/// backward mask needs its sign, which `h` has lost at 0).
+#[track_caller]
+pub fn relu_forward(h: &mut [f32], a: &[f32], rows: usize, cols: usize, relu_cols: Range<usize>) {
+    check_len("relu_forward h", h.len(), rows, cols);
+    check_len("relu_forward a", a.len(), rows, cols);
+    check_range(&relu_cols, cols);
+    if cols == 0 {
+        return;
+    }
+    for (h_row, a_row) in h.chunks_exact_mut(cols).zip(a.chunks_exact(cols)) {
+        h_row.copy_from_slice(a_row);
+        for v in &mut h_row[relu_cols.clone()] {
+            *v = v.max(0.0);
+        }
+    }
+}
+
+/// `da[r, c] += dh[r, c] · relu′(a[r, c])` for `c` in `relu_cols`, `da += dh`
+/// elsewhere (accumulates). `relu′(0)` is chosen by `at_zero`.
+#[track_caller]
+pub fn relu_backward(
+    da: &mut [f32],
+    dh: &[f32],
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    relu_cols: Range<usize>,
+    at_zero: ReluGradAtZero,
+) {
+    check_len("relu_backward da", da.len(), rows, cols);
+    check_len("relu_backward dh", dh.len(), rows, cols);
+    check_len("relu_backward a", a.len(), rows, cols);
+    check_range(&relu_cols, cols);
+    if cols == 0 {
+        return;
+    }
+    let rows_iter = da.chunks_exact_mut(cols).zip(dh.chunks_exact(cols)).zip(a.chunks_exact(cols));
+    for ((da_row, dh_row), a_row) in rows_iter {
+        for (c, ((g, &d), &x)) in da_row.iter_mut().zip(dh_row).zip(a_row).enumerate() {
+            // Branch-free select keeps the loop vectorisable.
+            let inside = relu_cols.contains(&c);
+            let pass = !inside || at_zero.passes(x);
+            *g += if pass { d } else { 0.0 };
+        }
+    }
+}
