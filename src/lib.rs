@@ -28,4 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod data;
+pub mod gradcheck;
 pub mod idx;
+pub mod mlp;
+pub mod tape;

@@ -1,0 +1,649 @@
+//! The autodiff tape: one value arena, one gradient arena, a list of op records,
+//! and a backward pass that walks the records in reverse through one `match`.
+//!
+//! A [`Tape`] owns its buffers and is reused step after step: [`Graph`] borrows it
+//! together with the flat parameter buffer for one forward (and backward) pass.
+//! Parameters are never copied onto the tape: a parameter [`Node`] points into the
+//! caller's buffer, and its gradient lands at the same offset of the caller's
+//! gradient buffer. After the first step the arenas have reached their high-water
+//! mark, and a forward + backward allocates nothing.
+//!
+//! ```
+//! use idmlp::tape::Tape;
+//!
+//! // loss = mean softmax cross-entropy of x·Wᵀ, W: 2×3 taken from `params`.
+//! let params = vec![0.1, 0.2, 0.3, -0.1, 0.0, 0.5];
+//! let mut dparams = vec![0.0; params.len()];
+//! let mut tape = Tape::new();
+//! let mut g = tape.graph(&params);
+//! let x = g.input(&[1.0, 2.0, 3.0], 1, 3);
+//! let w = g.param(0, 2, 3);
+//! let z = g.matmul_t(x, w);
+//! let loss = g.softmax_xent(z, &[1]);
+//! g.backward(loss, &mut dparams);
+//! assert!(g.scalar(loss) > 0.0);
+//! assert!(dparams.iter().any(|&v| v != 0.0));
+//! ```
+
+use std::ops::Range;
+
+use idmlp_kernels as k;
+pub use idmlp_kernels::ReluGradAtZero;
+
+/// Where a node's values live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Src {
+    /// In the tape's value arena; its gradient in the tape's gradient arena.
+    Arena,
+    /// In the caller's parameter buffer; its gradient in the caller's gradient buffer.
+    Param,
+}
+
+/// A handle to a `rows × cols` row-major matrix on a tape: small and `Copy`.
+///
+/// A node is valid until the next [`Tape::reset`] (or [`Tape::graph`], which
+/// resets); using it afterwards panics instead of reading another step's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    src: Src,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    /// Whether any parameter flows into this node (its gradient is worth computing).
+    needs_grad: bool,
+    /// The tape generation the node belongs to (parameters: any generation).
+    generation: u32,
+}
+
+impl Node {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Number of elements, `rows · cols`.
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Whether the node has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the node is a parameter leaf (it points into the caller's buffer).
+    pub fn is_param(&self) -> bool {
+        self.src == Src::Param
+    }
+
+    fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// One recorded operation: its inputs, its output and what backward needs.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// `out = x·wᵀ`, `x: B×K`, `w: N×K`, `out: B×N`.
+    MatMulT { x: Node, w: Node, out: Node },
+    /// `out = a + b` broadcast over rows, `a: B×N`, `b: 1×N`.
+    AddBias { a: Node, b: Node, out: Node },
+    /// `out = x·wᵀ + b`, the fused linear layer (bias folded into the GEMM).
+    Linear { x: Node, w: Node, b: Node, out: Node },
+    /// `out = relu(a)` on columns `start..end`, identity elsewhere.
+    Relu { a: Node, out: Node, start: usize, end: usize, at_zero: ReluGradAtZero },
+    /// `out = [x, 0]`: `x: B×K` padded with zero columns to `B×N`.
+    PadCols { x: Node, out: Node },
+    /// `out = x[.., start..start + out.cols]`.
+    SelectCols { x: Node, start: usize, out: Node },
+    /// `out = mean_r −ln softmax(z_r)[y_r]`, a 1×1 node; `probs: B×C` kept for backward,
+    /// labels at `labels_offset..+B` of the label arena.
+    SoftmaxXent { z: Node, probs: Node, labels_offset: usize, out: Node },
+    /// `out = Σ x ⊙ y`, a 1×1 node (`x`, `y` of one shape).
+    SumProduct { x: Node, y: Node, out: Node },
+}
+
+/// Whether a pass records ops for [`Graph::backward`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Train,
+    Inference,
+}
+
+/// The arena owner. Create one per model (or per thread) and reuse it.
+#[derive(Debug, Default)]
+pub struct Tape {
+    /// Value arena; `values[..used]` is this pass, the rest is capacity from earlier passes.
+    values: Vec<f32>,
+    /// Gradient arena, same layout as `values` (sized at backward).
+    grads: Vec<f32>,
+    /// Elements of `values` in use by this pass.
+    used: usize,
+    /// Labels copied in by `softmax_xent`, `labels[..labels_used]`.
+    labels: Vec<u32>,
+    labels_used: usize,
+    records: Vec<Op>,
+    mode: Option<Mode>,
+    generation: u32,
+}
+
+impl Tape {
+    /// An empty tape. Buffers grow on first use and are kept.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets every node and record, keeping all capacity.
+    pub fn reset(&mut self) {
+        self.used = 0;
+        self.labels_used = 0;
+        self.records.clear();
+        self.mode = None;
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Starts a recorded pass over `params` (resets the tape): ops are recorded so
+    /// that [`Graph::backward`] can run.
+    pub fn graph<'t>(&'t mut self, params: &'t [f32]) -> Graph<'t> {
+        self.begin(params, Mode::Train)
+    }
+
+    /// Starts a forward-only pass over `params` (resets the tape): values are kept on
+    /// the tape for reading, nothing is recorded, and backward is refused.
+    pub fn inference<'t>(&'t mut self, params: &'t [f32]) -> Graph<'t> {
+        self.begin(params, Mode::Inference)
+    }
+
+    fn begin<'t>(&'t mut self, params: &'t [f32], mode: Mode) -> Graph<'t> {
+        self.reset();
+        self.mode = Some(mode);
+        Graph { tape: self, params }
+    }
+
+    /// The values of an arena node from the last pass (panics for a parameter node,
+    /// whose values are in the caller's buffer, or for a node of an earlier pass).
+    pub fn value(&self, node: Node) -> &[f32] {
+        self.check_arena(node, "value");
+        &self.values[node.range()]
+    }
+
+    /// The gradient of an arena node after [`Graph::backward`] (zero for nodes no
+    /// parameter flows into).
+    pub fn grad(&self, node: Node) -> &[f32] {
+        self.check_arena(node, "grad");
+        assert!(
+            self.grads.len() >= node.offset + node.len(),
+            "Tape::grad: no backward pass has run on this tape"
+        );
+        &self.grads[node.range()]
+    }
+
+    /// Number of ops recorded for backward in the current pass.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// A 64-bit signature of which side of the relu kink every pre-activation of the
+    /// current pass sits on (negative, zero, positive). Two passes with the same
+    /// signature went through the same linear piece of every relu; the gradient
+    /// checker uses it to tell a point within one step of a kink.
+    pub fn kink_signature(&self) -> u64 {
+        // FNV-1a over one state byte per relu'd element.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for op in &self.records {
+            if let Op::Relu { a, start, end, .. } = *op {
+                let vals = &self.values[a.range()];
+                for row in vals.chunks_exact(a.cols) {
+                    for &v in &row[start..end] {
+                        let state = (v > 0.0) as u8 | (((v < 0.0) as u8) << 1);
+                        hash = (hash ^ u64::from(state)).wrapping_mul(0x0100_0000_01b3);
+                    }
+                }
+            }
+        }
+        hash
+    }
+
+    #[track_caller]
+    fn check_arena(&self, node: Node, what: &str) {
+        assert!(
+            node.src == Src::Arena,
+            "Tape::{what}: a parameter node lives in the caller's buffer"
+        );
+        assert!(
+            node.generation == self.generation,
+            "Tape::{what}: node from an earlier pass (the tape was reset since)"
+        );
+    }
+
+    /// Reserves `rows × cols` elements of the value arena for a new node. Grows the
+    /// arena only past its high-water mark; the contents are stale and the op must
+    /// overwrite all of them.
+    fn alloc(&mut self, rows: usize, cols: usize, needs_grad: bool) -> Node {
+        let len = rows.checked_mul(cols).expect("node size overflows usize");
+        let offset = self.used;
+        self.used = offset.checked_add(len).expect("tape arena overflows usize");
+        if self.values.len() < self.used {
+            self.values.resize(self.used, 0.0);
+        }
+        Node { src: Src::Arena, offset, rows, cols, needs_grad, generation: self.generation }
+    }
+
+    fn record(&mut self, op: Op) {
+        if self.mode == Some(Mode::Train) {
+            self.records.push(op);
+        }
+    }
+}
+
+/// One pass over a [`Tape`] with a borrowed parameter buffer: the ops live here.
+///
+/// Every op overwrites a fresh output node. Shapes are checked when an op is
+/// built; a mismatch is a programming error and panics with both shapes.
+#[derive(Debug)]
+pub struct Graph<'t> {
+    tape: &'t mut Tape,
+    params: &'t [f32],
+}
+
+impl<'t> Graph<'t> {
+    /// A constant leaf holding a copy of `data` (`rows × cols`); no gradient flows to it.
+    #[track_caller]
+    pub fn input(&mut self, data: &[f32], rows: usize, cols: usize) -> Node {
+        let out = self.tape.alloc(rows, cols, false);
+        assert_eq!(data.len(), out.len(), "input: {rows}×{cols} node from {} values", data.len());
+        self.tape.values[out.range()].copy_from_slice(data);
+        out
+    }
+
+    /// A constant `rows × cols` leaf filled in place by `fill` (which must write every
+    /// element): saves the copy of [`Graph::input`] when the data is produced on the fly.
+    pub fn input_with(&mut self, rows: usize, cols: usize, fill: impl FnOnce(&mut [f32])) -> Node {
+        let out = self.tape.alloc(rows, cols, false);
+        fill(&mut self.tape.values[out.range()]);
+        out
+    }
+
+    /// A parameter leaf: `rows × cols` elements of the parameter buffer from `offset`.
+    #[track_caller]
+    pub fn param(&mut self, offset: usize, rows: usize, cols: usize) -> Node {
+        let len = rows.checked_mul(cols).expect("param size overflows usize");
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.params.len()),
+            "param: {rows}×{cols} at offset {offset} exceeds the {} parameters",
+            self.params.len()
+        );
+        Node { src: Src::Param, offset, rows, cols, needs_grad: true, generation: 0 }
+    }
+
+    /// The values of any node of this pass.
+    pub fn value(&self, node: Node) -> &[f32] {
+        read(&self.tape.values, self.params, node)
+    }
+
+    /// The value of a 1×1 node.
+    #[track_caller]
+    pub fn scalar(&self, node: Node) -> f32 {
+        assert_eq!(node.len(), 1, "scalar: node is {}×{}", node.rows, node.cols);
+        self.value(node)[0]
+    }
+
+    /// The tape behind this pass (for [`Tape::value`], [`Tape::kink_signature`], …).
+    pub fn tape(&self) -> &Tape {
+        self.tape
+    }
+
+    /// `x·wᵀ` for `x: B×K`, `w: N×K` → `B×N`.
+    #[track_caller]
+    pub fn matmul_t(&mut self, x: Node, w: Node) -> Node {
+        assert_eq!(
+            x.cols, w.cols,
+            "matmul_t: x is {}×{}, w is {}×{}",
+            x.rows, x.cols, w.rows, w.cols
+        );
+        let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad);
+        let ([xv, wv], ov) = self.operands([x, w], out);
+        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov);
+        self.tape.record(Op::MatMulT { x, w, out });
+        out
+    }
+
+    /// `a + b` with the `1×N` row `b` added to every row of `a: B×N`.
+    #[track_caller]
+    pub fn add_bias(&mut self, a: Node, b: Node) -> Node {
+        assert!(
+            b.rows == 1 && b.cols == a.cols,
+            "add_bias: a is {}×{}, b is {}×{}",
+            a.rows,
+            a.cols,
+            b.rows,
+            b.cols
+        );
+        let out = self.tape.alloc(a.rows, a.cols, a.needs_grad || b.needs_grad);
+        let ([av, bv], ov) = self.operands([a, b], out);
+        k::bias_forward(ov, bv, a.rows, a.cols);
+        for (o, &v) in ov.iter_mut().zip(av) {
+            *o += v;
+        }
+        self.tape.record(Op::AddBias { a, b, out });
+        out
+    }
+
+    /// The fused linear layer `x·wᵀ + b` for `x: B×K`, `w: N×K`, `b: 1×N` → `B×N`:
+    /// the bias is broadcast into the output and the GEMM adds onto it (`β = 1`).
+    #[track_caller]
+    pub fn linear(&mut self, x: Node, w: Node, b: Node) -> Node {
+        assert_eq!(
+            x.cols, w.cols,
+            "linear: x is {}×{}, w is {}×{}",
+            x.rows, x.cols, w.rows, w.cols
+        );
+        assert!(
+            b.rows == 1 && b.cols == w.rows,
+            "linear: w is {}×{}, b is {}×{}",
+            w.rows,
+            w.cols,
+            b.rows,
+            b.cols
+        );
+        let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad || b.needs_grad);
+        let ([xv, wv, bv], ov) = self.operands([x, w, b], out);
+        k::bias_forward(ov, bv, x.rows, w.rows);
+        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov);
+        self.tape.record(Op::Linear { x, w, b, out });
+        out
+    }
+
+    /// Relu on columns `cols` of `a` (the rest pass through), with relu′(0) chosen by
+    /// `at_zero`. The pre-activation `a` stays on the tape: backward needs its sign.
+    #[track_caller]
+    pub fn relu(&mut self, a: Node, cols: Range<usize>, at_zero: ReluGradAtZero) -> Node {
+        assert!(
+            cols.start <= cols.end && cols.end <= a.cols,
+            "relu: columns {cols:?} of a {}-column node",
+            a.cols
+        );
+        let out = self.tape.alloc(a.rows, a.cols, a.needs_grad);
+        let ([av], ov) = self.operands([a], out);
+        k::relu_forward(ov, av, a.rows, a.cols, cols.clone());
+        self.tape.record(Op::Relu { a, out, start: cols.start, end: cols.end, at_zero });
+        out
+    }
+
+    /// `[x, 0]`: `x: B×K` padded on the right with zero columns to `B×cols`.
+    #[track_caller]
+    pub fn pad_cols(&mut self, x: Node, cols: usize) -> Node {
+        assert!(cols >= x.cols, "pad_cols: cannot pad {} columns to {cols}", x.cols);
+        let out = self.tape.alloc(x.rows, cols, x.needs_grad);
+        let ([xv], ov) = self.operands([x], out);
+        if cols > 0 {
+            for (o_row, x_row) in ov.chunks_exact_mut(cols).zip(xv.chunks_exact(x.cols.max(1))) {
+                o_row[..x.cols].copy_from_slice(&x_row[..x.cols]);
+                o_row[x.cols..].fill(0.0);
+            }
+        }
+        self.tape.record(Op::PadCols { x, out });
+        out
+    }
+
+    /// Columns `cols` of `x` as a new `B × cols.len()` node (e.g. the class dims).
+    #[track_caller]
+    pub fn select_cols(&mut self, x: Node, cols: Range<usize>) -> Node {
+        assert!(
+            cols.start <= cols.end && cols.end <= x.cols,
+            "select_cols: columns {cols:?} of a {}-column node",
+            x.cols
+        );
+        let width = cols.len();
+        let out = self.tape.alloc(x.rows, width, x.needs_grad);
+        let ([xv], ov) = self.operands([x], out);
+        if width > 0 {
+            for (o_row, x_row) in ov.chunks_exact_mut(width).zip(xv.chunks_exact(x.cols)) {
+                o_row.copy_from_slice(&x_row[cols.clone()]);
+            }
+        }
+        self.tape.record(Op::SelectCols { x, start: cols.start, out });
+        out
+    }
+
+    /// Mean softmax cross-entropy of logits `z: B×C` against `labels` (`B` values,
+    /// each `< C`): a 1×1 node. The probabilities are kept on the tape for backward.
+    #[track_caller]
+    pub fn softmax_xent(&mut self, z: Node, labels: &[u32]) -> Node {
+        assert_eq!(
+            labels.len(),
+            z.rows,
+            "softmax_xent: {} labels for {} rows",
+            labels.len(),
+            z.rows
+        );
+        let probs = self.tape.alloc(z.rows, z.cols, false);
+        let out = self.tape.alloc(1, 1, z.needs_grad);
+        let labels_offset = self.tape.labels_used;
+        self.tape.labels_used += labels.len();
+        if self.tape.labels.len() < self.tape.labels_used {
+            self.tape.labels.resize(self.tape.labels_used, 0);
+        }
+        self.tape.labels[labels_offset..self.tape.labels_used].copy_from_slice(labels);
+        let ([zv], pv) = self.operands([z], probs);
+        let loss = k::softmax_xent_forward(pv, zv, labels, z.rows, z.cols);
+        self.tape.values[out.offset] = loss;
+        self.tape.record(Op::SoftmaxXent { z, probs, labels_offset, out });
+        out
+    }
+
+    /// `Σ x ⊙ y` over two nodes of one shape: a 1×1 node. With a random constant `y`
+    /// it turns any node into a scalar for gradient checks.
+    #[track_caller]
+    pub fn sum_product(&mut self, x: Node, y: Node) -> Node {
+        assert!(
+            x.rows == y.rows && x.cols == y.cols,
+            "sum_product: x is {}×{}, y is {}×{}",
+            x.rows,
+            x.cols,
+            y.rows,
+            y.cols
+        );
+        let out = self.tape.alloc(1, 1, x.needs_grad || y.needs_grad);
+        let xv = read(&self.tape.values, self.params, x);
+        let yv = read(&self.tape.values, self.params, y);
+        let sum: f64 = xv.iter().zip(yv).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+        self.tape.values[out.offset] = sum as f32;
+        self.tape.record(Op::SumProduct { x, y, out });
+        out
+    }
+
+    /// Back-propagates from the 1×1 node `loss` (seeded with 1): arena gradients are
+    /// overwritten, and parameter gradients are **added** into `dparams`, which has
+    /// the parameter buffer's layout (zero it first for a fresh gradient).
+    ///
+    /// Panics on a forward-only pass ([`Tape::inference`]).
+    #[track_caller]
+    pub fn backward(&mut self, loss: Node, dparams: &mut [f32]) {
+        assert_eq!(
+            self.tape.mode,
+            Some(Mode::Train),
+            "backward: this pass was forward-only (Tape::inference)"
+        );
+        assert_eq!(loss.len(), 1, "backward: loss must be 1×1, is {}×{}", loss.rows, loss.cols);
+        assert_eq!(
+            dparams.len(),
+            self.params.len(),
+            "backward: dparams and params differ in length"
+        );
+        let Tape { values, grads, used, labels, records, .. } = &mut *self.tape;
+        let params = self.params;
+        if grads.len() < *used {
+            grads.resize(*used, 0.0);
+        }
+        grads[..*used].fill(0.0);
+        if loss.src == Src::Param {
+            dparams[loss.offset] += 1.0;
+            return;
+        }
+        grads[loss.offset] = 1.0;
+        let mut d = Grads { arena: &mut grads[..*used], params: dparams };
+        for op in records.iter().rev() {
+            backward_op(op, values, params, labels, &mut d);
+        }
+    }
+
+    /// Borrows the values of `inputs` and the fresh output `out`. Inputs are
+    /// parameters or were allocated before `out`, so they never overlap it.
+    fn operands<const N: usize>(
+        &mut self,
+        inputs: [Node; N],
+        out: Node,
+    ) -> ([&[f32]; N], &mut [f32]) {
+        let (below, above) = self.tape.values.split_at_mut(out.offset);
+        let below: &[f32] = below;
+        let params = self.params;
+        let views = inputs.map(|n| read(below, params, n));
+        (views, &mut above[..out.len()])
+    }
+}
+
+/// The values of `node`, from the arena or the parameter buffer.
+fn read<'a>(values: &'a [f32], params: &'a [f32], node: Node) -> &'a [f32] {
+    match node.src {
+        Src::Arena => &values[node.range()],
+        Src::Param => &params[node.range()],
+    }
+}
+
+/// The two gradient buffers backward writes into.
+struct Grads<'a> {
+    arena: &'a mut [f32],
+    params: &'a mut [f32],
+}
+
+impl Grads<'_> {
+    /// `(d input, d out)`: the gradient to accumulate into for `input` and the
+    /// upstream gradient of `out`. Inputs lie below their output in the arena.
+    fn split(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32]) {
+        let (below, above) = self.arena.split_at_mut(out.offset);
+        let dout = &above[..out.len()];
+        let dinput = match input.src {
+            Src::Arena => &mut below[input.range()],
+            Src::Param => &mut self.params[input.range()],
+        };
+        (dinput, dout)
+    }
+}
+
+/// The backward rule of one op: accumulates into the gradients of its inputs. Only
+/// inputs that a parameter flows into (`needs_grad`) get a gradient computed.
+fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut Grads<'_>) {
+    match *op {
+        Op::MatMulT { x, w, out } => {
+            // out = x·wᵀ  ⇒  dx += dout·w,  dw += doutᵀ·x
+            if x.needs_grad {
+                let (dx, dout) = d.split(x, out);
+                k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, read(values, params, w), 1.0, dx);
+            }
+            if w.needs_grad {
+                let (dw, dout) = d.split(w, out);
+                k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, read(values, params, x), 1.0, dw);
+            }
+        }
+        Op::AddBias { a, b, out } => {
+            // out = a + 1·b  ⇒  da += dout,  db += column sums of dout
+            if a.needs_grad {
+                let (da, dout) = d.split(a, out);
+                da.iter_mut().zip(dout).for_each(|(g, &v)| *g += v);
+            }
+            if b.needs_grad {
+                let (db, dout) = d.split(b, out);
+                k::bias_backward(db, dout, out.rows, out.cols);
+            }
+        }
+        Op::Linear { x, w, b, out } => {
+            // out = x·wᵀ + 1·b  ⇒  dx += dout·w,  dw += doutᵀ·x,  db += column sums of dout
+            if x.needs_grad {
+                let (dx, dout) = d.split(x, out);
+                k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, read(values, params, w), 1.0, dx);
+            }
+            if w.needs_grad {
+                let (dw, dout) = d.split(w, out);
+                k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, read(values, params, x), 1.0, dw);
+            }
+            if b.needs_grad {
+                let (db, dout) = d.split(b, out);
+                k::bias_backward(db, dout, out.rows, out.cols);
+            }
+        }
+        Op::Relu { a, out, start, end, at_zero } => {
+            // out = relu(a) on start..end  ⇒  da += dout · relu′(a) there, da += dout elsewhere
+            if a.needs_grad {
+                let (da, dout) = d.split(a, out);
+                k::relu_backward(
+                    da,
+                    dout,
+                    read(values, params, a),
+                    a.rows,
+                    a.cols,
+                    start..end,
+                    at_zero,
+                );
+            }
+        }
+        Op::PadCols { x, out } => {
+            // out = [x, 0]  ⇒  dx += dout[.., ..K]
+            if x.needs_grad && x.cols > 0 {
+                let (dx, dout) = d.split(x, out);
+                for (dx_row, dout_row) in
+                    dx.chunks_exact_mut(x.cols).zip(dout.chunks_exact(out.cols))
+                {
+                    dx_row.iter_mut().zip(dout_row).for_each(|(g, &v)| *g += v);
+                }
+            }
+        }
+        Op::SelectCols { x, start, out } => {
+            // out = x[.., start..start+N]  ⇒  dx[.., start..start+N] += dout
+            if x.needs_grad && out.cols > 0 {
+                let (dx, dout) = d.split(x, out);
+                for (dx_row, dout_row) in
+                    dx.chunks_exact_mut(x.cols).zip(dout.chunks_exact(out.cols))
+                {
+                    dx_row[start..start + out.cols]
+                        .iter_mut()
+                        .zip(dout_row)
+                        .for_each(|(g, &v)| *g += v);
+                }
+            }
+        }
+        Op::SoftmaxXent { z, probs, labels_offset, out } => {
+            // loss = mean_r −ln p_r[y_r]  ⇒  dz += dloss · (p − onehot(y)) / B
+            if z.needs_grad {
+                let (dz, dout) = d.split(z, out);
+                let y = &labels[labels_offset..labels_offset + z.rows];
+                k::softmax_xent_backward(
+                    dz,
+                    read(values, params, probs),
+                    y,
+                    z.rows,
+                    z.cols,
+                    dout[0],
+                );
+            }
+        }
+        Op::SumProduct { x, y, out } => {
+            // out = Σ x ⊙ y  ⇒  dx += dout · y,  dy += dout · x
+            if x.needs_grad {
+                let (dx, dout) = d.split(x, out);
+                let scale = dout[0];
+                dx.iter_mut().zip(read(values, params, y)).for_each(|(g, &v)| *g += scale * v);
+            }
+            if y.needs_grad {
+                let (dy, dout) = d.split(y, out);
+                let scale = dout[0];
+                dy.iter_mut().zip(read(values, params, x)).for_each(|(g, &v)| *g += scale * v);
+            }
+        }
+    }
+}
