@@ -136,21 +136,14 @@ fn sgemm(
     // strides describe a dense row-major or transposed layout of exactly that size);
     // `c` is a unique borrow, so it aliases neither `a` nor `b`.
     unsafe {
+        #[rustfmt::skip]
         matrixmultiply::sgemm(
-            m,
-            k,
-            n,
+            m, k, n,
             alpha,
-            a.data.as_ptr(),
-            stride(a.rs),
-            stride(a.cs),
-            b.data.as_ptr(),
-            stride(b.rs),
-            stride(b.cs),
+            a.data.as_ptr(), stride(a.rs), stride(a.cs),
+            b.data.as_ptr(), stride(b.rs), stride(b.cs),
             beta,
-            c.as_mut_ptr(),
-            stride(n),
-            1,
+            c.as_mut_ptr(), stride(n), 1,
         );
     }
 }
