@@ -647,3 +647,69 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_records_nothing_and_keeps_values() {
+        let params = [1.0f32, 0.0, 0.0, 1.0];
+        let mut tape = Tape::new();
+        let mut g = tape.inference(&params);
+        let x = g.input(&[-1.0, 2.0], 1, 2);
+        let w = g.param(0, 2, 2);
+        let a = g.matmul_t(x, w);
+        let h = g.relu(a, 0..2, ReluGradAtZero::One);
+        assert_eq!(g.value(h), &[0.0, 2.0]);
+        assert_eq!(g.tape().record_count(), 0);
+        assert_eq!(tape.value(a), &[-1.0, 2.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "forward-only")]
+    fn backward_is_refused_after_inference() {
+        let params = [1.0f32];
+        let mut tape = Tape::new();
+        let mut g = tape.inference(&params);
+        let w = g.param(0, 1, 1);
+        let loss = g.sum_product(w, w);
+        g.backward(loss, &mut [0.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "earlier pass")]
+    fn a_stale_node_is_refused() {
+        let mut tape = Tape::new();
+        let x = tape.graph(&[]).input(&[1.0], 1, 1);
+        let _ = tape.graph(&[]);
+        let _ = tape.value(x);
+    }
+
+    #[test]
+    fn reset_keeps_capacity() {
+        let mut tape = Tape::new();
+        tape.graph(&[]).input(&[0.0; 64], 8, 8);
+        let capacity = tape.values.capacity();
+        tape.reset();
+        assert_eq!(tape.used, 0);
+        assert_eq!(tape.values.capacity(), capacity);
+    }
+
+    #[test]
+    fn constants_get_no_gradient_work() {
+        // x is a constant: matmul's backward computes dW only, and grad(x) stays 0.
+        let params = [2.0f32];
+        let mut dparams = [0.0f32];
+        let mut tape = Tape::new();
+        let mut g = tape.graph(&params);
+        let x = g.input(&[3.0], 1, 1);
+        let w = g.param(0, 1, 1);
+        let y = g.matmul_t(x, w);
+        let loss = g.sum_product(y, y);
+        g.backward(loss, &mut dparams);
+        // loss = (x·w)², dloss/dw = 2·x²·w = 36
+        assert_eq!(dparams, [36.0]);
+        assert_eq!(tape.grad(x), &[0.0]);
+    }
+}
