@@ -30,5 +30,8 @@
 pub mod data;
 pub mod gradcheck;
 pub mod idx;
+pub mod interpret;
 pub mod mlp;
+pub mod optim;
 pub mod tape;
+pub mod train;
