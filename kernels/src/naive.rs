@@ -56,16 +56,22 @@ pub fn column_sums_add(sums: &mut [f32], x: &[f32], rows: usize, cols: usize) {
     }
 }
 
-/// Twin of [`crate::argmax_rows`].
+/// Twin of [`crate::argmax_rows`]: the first index holding the largest non-NaN value,
+/// 0 when there is none.
 pub fn argmax_rows(out: &mut [u32], x: &[f32], rows: usize, cols: usize) {
     for r in 0..rows {
-        let mut best = 0;
-        for c in 1..cols {
-            if x[r * cols + c] > x[r * cols + best] {
-                best = c;
+        let mut best: Option<usize> = None;
+        for c in 0..cols {
+            let v = x[r * cols + c];
+            let better = match best {
+                None => !v.is_nan(),
+                Some(b) => v > x[r * cols + b],
+            };
+            if better {
+                best = Some(c);
             }
         }
-        out[r] = best as u32;
+        out[r] = best.unwrap_or(0) as u32;
     }
 }
 

@@ -20,10 +20,14 @@ pub fn column_sums_add(sums: &mut [f32], x: &[f32], rows: usize, cols: usize) {
 }
 
 /// Index of the largest element; the first one on ties, `0` for an empty slice.
-/// NaN never wins (comparisons with NaN are false), so a NaN row still gives an index.
+/// NaN never wins, wherever it stands: the first non-NaN element is the starting
+/// candidate (a NaN candidate would beat everything, as `v > NaN` is always false).
+/// An all-NaN row gives `0`, so every row still gets an index.
 pub fn argmax(x: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate().skip(1) {
+    let Some(mut best) = x.iter().position(|v| !v.is_nan()) else {
+        return 0;
+    };
+    for (i, &v) in x.iter().enumerate().skip(best + 1) {
         if v > x[best] {
             best = i;
         }

@@ -84,9 +84,11 @@ pub fn softmax_xent_backward(
     }
     let scale = dloss / rows as f32;
     for ((dz_row, p_row), &y) in dz.chunks_exact_mut(cols).zip(p.chunks_exact(cols)).zip(labels) {
+        let y = y as usize;
+        assert!(y < cols, "softmax_xent_backward: label {y} out of range for {cols} classes");
         for (g, &pi) in dz_row.iter_mut().zip(p_row) {
             *g += scale * pi;
         }
-        dz_row[y as usize] -= scale;
+        dz_row[y] -= scale;
     }
 }
