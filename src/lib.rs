@@ -27,11 +27,14 @@
 //! All matrices are row-major flat `f32` slices.
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod data;
 pub mod gradcheck;
 pub mod idx;
 pub mod interpret;
 pub mod mlp;
 pub mod optim;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod tape;
 pub mod train;

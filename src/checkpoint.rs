@@ -1,0 +1,431 @@
+//! Saving and loading a model's parameters (DESIGN.md §5).
+//!
+//! ```text
+//! offset  size  field (all little-endian)
+//!  0       8    magic  b"IDMLPCK\0"
+//!  8       4    format version (1)
+//! 12       4    header length (64)
+//! 16       4    d       inputs
+//! 20       4    C       classes
+//! 24       4    L       hidden layers
+//! 28       1    class activation (0 linear, 1 relu)
+//! 29       1    relu′(0) (0 or 1)
+//! 30       1    init (0 identity, 1 He, 2 Xavier)
+//! 31       1    reserved, 0
+//! 32       4    init scale (f32; identity init's s)
+//! 36       4    reserved, 0
+//! 40       8    parameter count = L·(D² + D), D = d + C
+//! 48       8    checksum: FNV-1a over the payload's 64-bit words
+//! 56       8    reserved, 0
+//! 64       4·n  parameters W_1, b_1, …, W_L, b_L as f32
+//! ```
+//!
+//! The payload starts at byte 64, so a mapped file (page-aligned) casts to `&[f32]`
+//! with no copy. Writes go to a temporary file in the same directory, are synced, and
+//! are renamed over the target: a crash leaves the old checkpoint or the new one,
+//! never a torn file. Loading validates every field against the file length with
+//! checked arithmetic before it reads the payload, then verifies the checksum.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::mlp::{Architecture, ClassActivation, Init, Mlp};
+use crate::tape::ReluGradAtZero;
+
+/// The first 8 bytes of every checkpoint.
+pub const MAGIC: [u8; 8] = *b"IDMLPCK\0";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Header length in bytes; the payload starts here.
+pub const HEADER_LEN: usize = 64;
+
+/// What a checkpoint describes besides its numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckpointMeta {
+    /// The architecture.
+    pub arch: Architecture,
+    /// How the weights were initialised (kept so reports can say whether the
+    /// layer-wise reading applies).
+    pub init: Init,
+}
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The file could not be opened, read, written or renamed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file is not a valid checkpoint; `problem` says what is wrong.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: Problem,
+    },
+}
+
+/// What is wrong with an invalid checkpoint file.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// Shorter than the 64-byte header.
+    TooShort {
+        /// Bytes in the file.
+        len: u64,
+    },
+    /// The first 8 bytes are not [`MAGIC`].
+    BadMagic,
+    /// Written by another format version.
+    UnsupportedVersion {
+        /// The file's version.
+        found: u32,
+    },
+    /// A header field holds a value no checkpoint can have.
+    BadField {
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The parameter count disagrees with `L·(D² + D)`.
+    ParamCountMismatch {
+        /// What the header says.
+        header: u64,
+        /// What d, C and L imply.
+        expected: u64,
+    },
+    /// The file length is not header + 4·parameter count.
+    LengthMismatch {
+        /// Bytes in the file.
+        actual: u64,
+        /// Bytes the header implies.
+        expected: u64,
+    },
+    /// The payload does not match its checksum: the file is corrupted.
+    ChecksumMismatch {
+        /// The header's checksum.
+        stored: u64,
+        /// The payload's checksum.
+        computed: u64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::TooShort { len } => {
+                write!(
+                    f,
+                    "{len} bytes is shorter than the {HEADER_LEN}-byte header: truncated, or not a checkpoint"
+                )
+            }
+            Problem::BadMagic => write!(f, "not an idmlp checkpoint (wrong magic bytes)"),
+            Problem::UnsupportedVersion { found } => {
+                write!(f, "format version {found}; this build reads version {VERSION}")
+            }
+            Problem::BadField { field, value } => {
+                write!(f, "header field `{field}` has impossible value {value}")
+            }
+            Problem::ParamCountMismatch { header, expected } => {
+                write!(f, "header says {header} parameters, but d, C and L imply {expected}")
+            }
+            Problem::LengthMismatch { actual, expected } => {
+                let how = if actual < expected { "truncated" } else { "has trailing bytes" };
+                write!(f, "file is {actual} bytes but its header implies {expected}: {how}")
+            }
+            Problem::ChecksumMismatch { stored, computed } => {
+                write!(
+                    f,
+                    "checksum mismatch (stored {stored:#018x}, computed {computed:#018x}): the parameters are corrupted"
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::Io { path, source } => {
+                write!(f, "checkpoint {}: {source}", path.display())
+            }
+            CheckpointError::Invalid { path, problem } => {
+                write!(f, "checkpoint {}: {problem}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckpointError::Io { source, .. } => Some(source),
+            CheckpointError::Invalid { .. } => None,
+        }
+    }
+}
+
+impl CheckpointError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            CheckpointError::Io { path, .. } | CheckpointError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+/// FNV-1a over the payload read as little-endian 64-bit words (tail bytes zero-padded):
+/// one multiply per 8 bytes, so 50 MB checks in a few milliseconds.
+pub fn checksum(payload: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = payload.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("8-byte chunk"));
+        hash = (hash ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    (hash ^ u64::from_le_bytes(tail) ^ payload.len() as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// Encodes the 64-byte header for `meta` and a payload with checksum `sum`.
+fn encode_header(meta: &CheckpointMeta, sum: u64) -> [u8; HEADER_LEN] {
+    let arch = &meta.arch;
+    let mut h = [0u8; HEADER_LEN];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    let u32_field = |v: usize| u32::try_from(v).expect("model dimension fits u32").to_le_bytes();
+    h[16..20].copy_from_slice(&u32_field(arch.inputs));
+    h[20..24].copy_from_slice(&u32_field(arch.classes));
+    h[24..28].copy_from_slice(&u32_field(arch.layers));
+    h[28] = match arch.class_activation {
+        ClassActivation::Linear => 0,
+        ClassActivation::Relu => 1,
+    };
+    h[29] = match arch.relu_grad_at_zero {
+        ReluGradAtZero::Zero => 0,
+        ReluGradAtZero::One => 1,
+    };
+    let (init, scale) = match meta.init {
+        Init::Identity { scale } => (0, scale),
+        Init::He => (1, 0.0),
+        Init::Xavier => (2, 0.0),
+    };
+    h[30] = init;
+    h[32..36].copy_from_slice(&scale.to_le_bytes());
+    h[40..48].copy_from_slice(&(arch.param_count() as u64).to_le_bytes());
+    h[48..56].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+/// Validates a whole checkpoint image (header and payload) and returns its metadata.
+/// Pure: `bytes` is the file's content; `path` only names it in errors.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointError> {
+    let invalid = |problem| CheckpointError::Invalid { path: path.to_path_buf(), problem };
+    let len = bytes.len() as u64;
+    if bytes.len() < HEADER_LEN {
+        return Err(invalid(Problem::TooShort { len }));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if bytes[0..8] != MAGIC {
+        return Err(invalid(Problem::BadMagic));
+    }
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(invalid(Problem::UnsupportedVersion { found: version }));
+    }
+    let bad = |field, value: u64| invalid(Problem::BadField { field, value });
+    if u32_at(12) as usize != HEADER_LEN {
+        return Err(bad("header length", u64::from(u32_at(12))));
+    }
+    let (d, c, l) = (u32_at(16), u32_at(20), u32_at(24));
+    for (field, value) in [("d", d), ("C", c), ("L", l)] {
+        if value == 0 {
+            return Err(bad(field, 0));
+        }
+    }
+    let class_activation = match bytes[28] {
+        0 => ClassActivation::Linear,
+        1 => ClassActivation::Relu,
+        v => return Err(bad("class activation", u64::from(v))),
+    };
+    let relu_grad_at_zero = match bytes[29] {
+        0 => ReluGradAtZero::Zero,
+        1 => ReluGradAtZero::One,
+        v => return Err(bad("relu'(0)", u64::from(v))),
+    };
+    let scale = f32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes"));
+    let init = match bytes[30] {
+        0 if scale.is_finite() => Init::Identity { scale },
+        0 => return Err(bad("init scale", u64::from(scale.to_bits()))),
+        1 => Init::He,
+        2 => Init::Xavier,
+        v => return Err(bad("init", u64::from(v))),
+    };
+    // Reserved bytes must be zero, so a later version can give them a meaning.
+    for (field, value) in [
+        ("reserved 31", u64::from(bytes[31])),
+        ("reserved 36..40", u64::from(u32_at(36))),
+        ("reserved 56..64", u64_at(56)),
+    ] {
+        if value != 0 {
+            return Err(bad(field, value));
+        }
+    }
+    // L·(D² + D) with D = d + C, all checked: the header is untrusted.
+    let width = u64::from(d) + u64::from(c);
+    let expected = width
+        .checked_mul(width)
+        .and_then(|sq| sq.checked_add(width))
+        .and_then(|per_layer| per_layer.checked_mul(u64::from(l)))
+        .ok_or_else(|| bad("L", u64::from(l)))?;
+    let count = u64_at(40);
+    if count != expected {
+        return Err(invalid(Problem::ParamCountMismatch { header: count, expected }));
+    }
+    let file_len = count.checked_mul(4).and_then(|p| p.checked_add(HEADER_LEN as u64));
+    match file_len {
+        Some(want) if want == len => {}
+        Some(want) => return Err(invalid(Problem::LengthMismatch { actual: len, expected: want })),
+        None => return Err(bad("parameter count", count)),
+    }
+    let stored = u64_at(48);
+    let computed = checksum(&bytes[HEADER_LEN..]);
+    if stored != computed {
+        return Err(invalid(Problem::ChecksumMismatch { stored, computed }));
+    }
+    let arch = Architecture {
+        inputs: d as usize,
+        classes: c as usize,
+        layers: l as usize,
+        class_activation,
+        relu_grad_at_zero,
+    };
+    Ok(CheckpointMeta { arch, init })
+}
+
+/// Writes `mlp` to `path` atomically: a temporary file in the same directory is
+/// written, synced and renamed over `path`.
+pub fn save(path: impl AsRef<Path>, mlp: &Mlp, init: Init) -> Result<(), CheckpointError> {
+    let path = path.as_ref();
+    let io_err = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let meta = CheckpointMeta { arch: mlp.arch, init };
+    assert_eq!(
+        mlp.params.len(),
+        mlp.arch.param_count(),
+        "save: parameter buffer does not match the architecture"
+    );
+    let payload = params_as_le_bytes(&mlp.params);
+    let header = encode_header(&meta, checksum(&payload));
+    write_atomically(path, &[&header, &payload]).map_err(io_err)
+}
+
+/// The parameters as little-endian bytes: a borrow on little-endian hosts, a copy elsewhere.
+fn params_as_le_bytes(params: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(params))
+    } else {
+        std::borrow::Cow::Owned(params.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+}
+
+/// Writes `parts` to a temporary sibling of `path`, syncs it, renames it over `path`
+/// and syncs the directory, so that `path` holds the old content or the new, never a mix.
+pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        // The rename is durable once the directory entry is; not every platform lets
+        // a directory be opened for syncing, and the data itself is already synced.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A checkpoint read into memory: metadata and an owned model.
+pub fn load(path: impl AsRef<Path>) -> Result<(Mlp, CheckpointMeta), CheckpointError> {
+    let path = path.as_ref();
+    let bytes = fs::read(path)
+        .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    let meta = parse(path, &bytes)?;
+    let params = bytes[HEADER_LEN..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    Ok((Mlp { arch: meta.arch, params }, meta))
+}
+
+/// A checkpoint mapped read-only: the parameters are borrowed from the map, never
+/// copied. For embedding a trained model in a small binary.
+#[derive(Debug)]
+pub struct MappedCheckpoint {
+    meta: CheckpointMeta,
+    map: memmap2::Mmap,
+    path: PathBuf,
+}
+
+impl MappedCheckpoint {
+    /// Maps `path` and validates it whole (header, length, checksum).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
+        let path = path.as_ref();
+        let io_err = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+        let file = File::open(path).map_err(io_err)?;
+        let map = crate::idx::map_file(&file).map_err(io_err)?;
+        let meta = parse(path, &map)?;
+        if cfg!(target_endian = "big")
+            || bytemuck::try_cast_slice::<u8, f32>(&map[HEADER_LEN..]).is_err()
+        {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "zero-copy load needs a little-endian host; use checkpoint::load",
+            )));
+        }
+        Ok(MappedCheckpoint { meta, map, path: path.to_path_buf() })
+    }
+
+    /// The architecture and init.
+    pub fn meta(&self) -> &CheckpointMeta {
+        &self.meta
+    }
+
+    /// The flat parameters, borrowed from the map.
+    pub fn params(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.map[HEADER_LEN..])
+    }
+
+    /// The mapped file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
