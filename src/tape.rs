@@ -128,6 +128,9 @@ pub struct Tape {
     labels: Vec<u32>,
     labels_used: usize,
     records: Vec<Op>,
+    /// GEMM packing workspace (`idmlp_kernels::sgemm::PACK_LEN` floats once the first
+    /// product runs): owned here so that no GEMM allocates.
+    pack: Vec<f32>,
     mode: Option<Mode>,
     generation: u32,
 }
@@ -307,8 +310,8 @@ impl<'t> Graph<'t> {
             x.rows, x.cols, w.rows, w.cols
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad);
-        let ([xv, wv], ov) = self.operands([x, w], out);
-        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov);
+        let ([xv, wv], ov, pack) = self.operands_and_pack([x, w], out);
+        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov, pack);
         self.tape.record(Op::MatMulT { x, w, out });
         out
     }
@@ -352,9 +355,9 @@ impl<'t> Graph<'t> {
             b.cols
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad || b.needs_grad);
-        let ([xv, wv, bv], ov) = self.operands([x, w, b], out);
+        let ([xv, wv, bv], ov, pack) = self.operands_and_pack([x, w, b], out);
         k::bias_forward(ov, bv, x.rows, w.rows);
-        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov);
+        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov, pack);
         self.tape.record(Op::Linear { x, w, b, out });
         out
     }
@@ -476,7 +479,7 @@ impl<'t> Graph<'t> {
             self.params.len(),
             "backward: dparams and params differ in length"
         );
-        let Tape { values, grads, used, labels, records, .. } = &mut *self.tape;
+        let Tape { values, grads, used, labels, records, pack, .. } = &mut *self.tape;
         let params = self.params;
         if grads.len() < *used {
             grads.resize(*used, 0.0);
@@ -487,7 +490,8 @@ impl<'t> Graph<'t> {
             return;
         }
         grads[loss.offset] = 1.0;
-        let mut d = Grads { arena: &mut grads[..*used], params: dparams };
+        let mut d =
+            Grads { arena: &mut grads[..*used], params: dparams, pack: pack_workspace(pack) };
         for op in records.iter().rev() {
             backward_op(op, values, params, labels, &mut d);
         }
@@ -500,12 +504,31 @@ impl<'t> Graph<'t> {
         inputs: [Node; N],
         out: Node,
     ) -> ([&[f32]; N], &mut [f32]) {
-        let (below, above) = self.tape.values.split_at_mut(out.offset);
+        let (views, out, _) = self.operands_and_pack(inputs, out);
+        (views, out)
+    }
+
+    /// [`Graph::operands`] plus the GEMM packing workspace, for the ops that multiply.
+    fn operands_and_pack<const N: usize>(
+        &mut self,
+        inputs: [Node; N],
+        out: Node,
+    ) -> ([&[f32]; N], &mut [f32], &mut [f32]) {
+        let Tape { values, pack, .. } = &mut *self.tape;
+        let (below, above) = values.split_at_mut(out.offset);
         let below: &[f32] = below;
         let params = self.params;
         let views = inputs.map(|n| read(below, params, n));
-        (views, &mut above[..out.len()])
+        (views, &mut above[..out.len()], pack_workspace(pack))
     }
+}
+
+/// The packing workspace, sized on first use (the only allocation it ever makes).
+fn pack_workspace(pack: &mut Vec<f32>) -> &mut [f32] {
+    if pack.len() < k::sgemm::PACK_LEN {
+        pack.resize(k::sgemm::PACK_LEN, 0.0);
+    }
+    pack
 }
 
 /// The values of `node`, from the arena or the parameter buffer.
@@ -520,19 +543,27 @@ fn read<'a>(values: &'a [f32], params: &'a [f32], node: Node) -> &'a [f32] {
 struct Grads<'a> {
     arena: &'a mut [f32],
     params: &'a mut [f32],
+    /// The GEMM packing workspace.
+    pack: &'a mut [f32],
 }
 
 impl Grads<'_> {
     /// `(d input, d out)`: the gradient to accumulate into for `input` and the
     /// upstream gradient of `out`. Inputs lie below their output in the arena.
     fn split(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32]) {
+        let (dinput, dout, _) = self.split_with_pack(input, out);
+        (dinput, dout)
+    }
+
+    /// [`Grads::split`] plus the GEMM packing workspace.
+    fn split_with_pack(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32], &mut [f32]) {
         let (below, above) = self.arena.split_at_mut(out.offset);
         let dout = &above[..out.len()];
         let dinput = match input.src {
             Src::Arena => &mut below[input.range()],
             Src::Param => &mut self.params[input.range()],
         };
-        (dinput, dout)
+        (dinput, dout, self.pack)
     }
 }
 
@@ -543,12 +574,32 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
         Op::MatMulT { x, w, out } => {
             // out = x·wᵀ  ⇒  dx += dout·w,  dw += doutᵀ·x
             if x.needs_grad {
-                let (dx, dout) = d.split(x, out);
-                k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, read(values, params, w), 1.0, dx);
+                let (dx, dout, pack) = d.split_with_pack(x, out);
+                k::gemm_ab(
+                    x.rows,
+                    out.cols,
+                    x.cols,
+                    1.0,
+                    dout,
+                    read(values, params, w),
+                    1.0,
+                    dx,
+                    pack,
+                );
             }
             if w.needs_grad {
-                let (dw, dout) = d.split(w, out);
-                k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, read(values, params, x), 1.0, dw);
+                let (dw, dout, pack) = d.split_with_pack(w, out);
+                k::gemm_atb(
+                    w.rows,
+                    x.rows,
+                    w.cols,
+                    1.0,
+                    dout,
+                    read(values, params, x),
+                    1.0,
+                    dw,
+                    pack,
+                );
             }
         }
         Op::AddBias { a, b, out } => {
@@ -565,12 +616,32 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
         Op::Linear { x, w, b, out } => {
             // out = x·wᵀ + 1·b  ⇒  dx += dout·w,  dw += doutᵀ·x,  db += column sums of dout
             if x.needs_grad {
-                let (dx, dout) = d.split(x, out);
-                k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, read(values, params, w), 1.0, dx);
+                let (dx, dout, pack) = d.split_with_pack(x, out);
+                k::gemm_ab(
+                    x.rows,
+                    out.cols,
+                    x.cols,
+                    1.0,
+                    dout,
+                    read(values, params, w),
+                    1.0,
+                    dx,
+                    pack,
+                );
             }
             if w.needs_grad {
-                let (dw, dout) = d.split(w, out);
-                k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, read(values, params, x), 1.0, dw);
+                let (dw, dout, pack) = d.split_with_pack(w, out);
+                k::gemm_atb(
+                    w.rows,
+                    x.rows,
+                    w.cols,
+                    1.0,
+                    dout,
+                    read(values, params, x),
+                    1.0,
+                    dw,
+                    pack,
+                );
             }
             if b.needs_grad {
                 let (db, dout) = d.split(b, out);

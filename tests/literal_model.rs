@@ -30,8 +30,11 @@ struct Run {
 /// Trains `steps` SGD steps (lr 0.5) on fresh batches, then measures accuracy on a
 /// held-out batch of 1,000.
 fn train(class_activation: ClassActivation, at_zero: ReluGradAtZero, steps: usize) -> Run {
-    let arch =
-        Architecture { class_activation, relu_grad_at_zero: at_zero, ..Architecture::new(D_IN, CLASSES, 3) };
+    let arch = Architecture {
+        class_activation,
+        relu_grad_at_zero: at_zero,
+        ..Architecture::new(D_IN, CLASSES, 3)
+    };
     let mut mlp = Mlp::new(arch, Init::default(), 0);
     let mut grads = vec![0.0f32; mlp.params.len()];
     let mut tape = Tape::new();

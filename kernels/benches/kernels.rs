@@ -58,11 +58,21 @@ impl Product {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run(self, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    fn run(
+        self,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+        pack: &mut [f32],
+    ) {
         match self {
-            Product::Forward => kern::gemm_abt(m, k, n, 1.0, a, b, beta, c),
-            Product::InputGrad => kern::gemm_ab(m, k, n, 1.0, a, b, beta, c),
-            Product::WeightGrad => kern::gemm_atb(m, k, n, 1.0, a, b, beta, c),
+            Product::Forward => kern::gemm_abt(m, k, n, 1.0, a, b, beta, c, pack),
+            Product::InputGrad => kern::gemm_ab(m, k, n, 1.0, a, b, beta, c, pack),
+            Product::WeightGrad => kern::gemm_atb(m, k, n, 1.0, a, b, beta, c, pack),
         }
     }
 }
@@ -96,7 +106,10 @@ fn gemm(c: &mut Criterion) {
         group.throughput(Throughput::Elements(flops(m, k, n)));
         let id = BenchmarkId::new(product.name(), format!("B={batch}/beta={beta}"));
         group.bench_function(id, |bench| {
-            bench.iter(|| product.run(m, k, n, black_box(&a), black_box(&b), beta, &mut out));
+            let mut pack = vec![0.0; kern::sgemm::PACK_LEN];
+            bench.iter(|| {
+                product.run(m, k, n, black_box(&a), black_box(&b), beta, &mut out, &mut pack)
+            });
         });
     }
     group.finish();

@@ -14,7 +14,7 @@
 //! - each fast kernel has a slow, obvious twin in [`naive`] that tests compare against.
 //!
 //! Dimension names: `rows` is usually the batch `B`, `cols` the width `D = d + C`.
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
 pub mod bias;
@@ -23,6 +23,7 @@ pub mod naive;
 pub mod optim;
 pub mod reduce;
 pub mod relu;
+pub mod sgemm;
 pub mod softmax;
 
 pub use bias::{bias_backward, bias_forward};

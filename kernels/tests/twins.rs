@@ -114,17 +114,17 @@ fn gemm_times_identity_is_exact() {
     let eye = identity(D);
     let mut c = vec![f32::NAN; b * D];
 
-    kern::gemm_ab(b, D, D, 1.0, &x, &eye, 0.0, &mut c);
+    kern::gemm_ab(b, D, D, 1.0, &x, &eye, 0.0, &mut c, &mut common::pack());
     assert_all_eq("gemm_ab X·I: C", &c, &x, D);
     c.fill(f32::NAN);
-    kern::gemm_abt(b, D, D, 1.0, &x, &eye, 0.0, &mut c);
+    kern::gemm_abt(b, D, D, 1.0, &x, &eye, 0.0, &mut c, &mut common::pack());
     assert_all_eq("gemm_abt X·Iᵀ: C", &c, &x, D);
 
     let mut ct = vec![f32::NAN; D * b];
-    kern::gemm_ab(D, D, b, 1.0, &eye, &xt, 0.0, &mut ct);
+    kern::gemm_ab(D, D, b, 1.0, &eye, &xt, 0.0, &mut ct, &mut common::pack());
     assert_all_eq("gemm_ab I·Xᵀ: C", &ct, &xt, b);
     ct.fill(f32::NAN);
-    kern::gemm_atb(D, D, b, 1.0, &eye, &xt, 0.0, &mut ct);
+    kern::gemm_atb(D, D, b, 1.0, &eye, &xt, 0.0, &mut ct, &mut common::pack());
     assert_all_eq("gemm_atb Iᵀ·Xᵀ: C", &ct, &xt, b);
 }
 
@@ -138,7 +138,7 @@ fn bias_folded_into_gemm_at_identity_is_x_plus_b() {
     let bias = rng.vec(D, -1.0, 1.0);
     let mut y = vec![f32::NAN; b * D];
     kern::bias_forward(&mut y, &bias, b, D);
-    kern::gemm_abt(b, D, D, 1.0, &x, &identity(D), 1.0, &mut y);
+    kern::gemm_abt(b, D, D, 1.0, &x, &identity(D), 1.0, &mut y, &mut common::pack());
     let want: Vec<f32> = x.iter().enumerate().map(|(i, &v)| v + bias[i % D]).collect();
     assert_all_eq("X·Iᵀ + b: Y", &y, &want, D);
 }
@@ -147,7 +147,7 @@ fn bias_folded_into_gemm_at_identity_is_x_plus_b() {
 #[should_panic(expected = "gemm_abt B: expected 7×33")]
 fn gemm_rejects_a_wrong_operand_length() {
     let mut c = vec![0.0; 7];
-    kern::gemm_abt(1, 33, 7, 1.0, &[0.0; 33], &[0.0; 7 * 32], 0.0, &mut c);
+    kern::gemm_abt(1, 33, 7, 1.0, &[0.0; 33], &[0.0; 7 * 32], 0.0, &mut c, &mut common::pack());
 }
 
 // ------------------------------------------------------------------------- relu
@@ -639,7 +639,7 @@ fn backward_kernels_accumulate_into_existing_gradients() {
             "gemm_atb β=1 dW",
             cols * cols,
             Box::new(|g| {
-                kern::gemm_atb(cols, rows, cols, 1.0, &dy, &z, 1.0, g);
+                kern::gemm_atb(cols, rows, cols, 1.0, &dy, &z, 1.0, g, &mut common::pack());
             }),
         ),
     ];

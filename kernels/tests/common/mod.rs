@@ -151,10 +151,11 @@ impl Wrapper {
         beta: f32,
         c: &mut [f32],
     ) {
+        let pack = &mut pack();
         match self {
-            Wrapper::Ab => kern::gemm_ab(m, k, n, alpha, a, b, beta, c),
-            Wrapper::Abt => kern::gemm_abt(m, k, n, alpha, a, b, beta, c),
-            Wrapper::Atb => kern::gemm_atb(m, k, n, alpha, a, b, beta, c),
+            Wrapper::Ab => kern::gemm_ab(m, k, n, alpha, a, b, beta, c, pack),
+            Wrapper::Abt => kern::gemm_abt(m, k, n, alpha, a, b, beta, c, pack),
+            Wrapper::Atb => kern::gemm_atb(m, k, n, alpha, a, b, beta, c, pack),
         }
     }
 }
@@ -205,4 +206,9 @@ pub fn check_gemm(w: Wrapper, m: usize, k: usize, n: usize, alpha: f32, beta: f3
     };
     let what = format!("{w:?} m={m} k={k} n={n} α={alpha} β={beta}: C");
     assert_all_close(&what, &fast, &slow, n, tol);
+}
+
+/// A fresh GEMM packing workspace, poisoned with NaN: its contents on entry must not matter.
+pub fn pack() -> Vec<f32> {
+    vec![f32::NAN; kern::sgemm::PACK_LEN]
 }

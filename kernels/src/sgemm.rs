@@ -1,0 +1,416 @@
+//! Packed single-precision GEMM with a caller-owned workspace: `C ← α·A·B + β·C`.
+//!
+//! Why it exists: `matrixmultiply::sgemm` allocates its packing buffer on every call,
+//! and a training step must not allocate after warm-up. [`sgemm`] takes the packing
+//! workspace as an argument ([`PACK_LEN`] floats, allocated once by the caller) and is
+//! otherwise the same algorithm, tuned for this model's shapes.
+//!
+//! # The loop nest (BLIS / GotoBLAS)
+//!
+//! ```text
+//! for jc in 0..n step NC          column block of B and C
+//!   for pc in 0..k step KC        k block: pack B[pc.., jc..] into B̃ (kc×nc, NR-wide panels)
+//!     for ic in 0..m step MC      row block: pack A[ic.., pc..] into Ã (mc×kc, MR-tall panels)
+//!       for jr in 0..nc step NR   one B̃ micro-panel (kc×NR): stays in L1 for the loop below
+//!         for ir in 0..mc step MR one Ã micro-panel (MR×kc), streamed from L2
+//!           microkernel: the MR×NR tile of C ← α·Ã_ir·B̃_jr + β·C, accumulated in registers
+//! ```
+//!
+//! The first k block applies the caller's β; later k blocks accumulate (β = 1). Each
+//! dimension is cut into blocks of *equal* size (rounded up to the kernel unit), not
+//! into full blocks plus a ragged tail: k = 794 becomes 3 × 272 rather than
+//! 2 × 320 + 154, so no block pays a pass over C for a short stretch of k.
+//!
+//! Edges: a tile with fewer than MR rows runs a kernel compiled for exactly that many
+//! rows (no wasted FMAs: m = B is rarely a multiple of 6); a tile with fewer than NR
+//! columns, or a C whose columns are not contiguous, is computed into a stack tile and
+//! copied out element by element, so nothing outside the m×n view of C is touched.
+//!
+//! Microkernels: `avx2` (x86-64 with AVX2 + FMA, chosen at run time with `std`, at
+//! compile time without) and `portable` (plain Rust over fixed-size arrays). Both read
+//! the same packed layout; packing lives in `pack`.
+//!
+//! Safety: the `unsafe` is confined to `avx2`. Everything else, including every store
+//! to C outside a full AVX2 tile, is safe indexing, and the unsafe kernels are reached
+//! only through safe wrappers that assert the bounds they rely on.
+//!
+//! # Block sizes (2-core Zen 3: 32 KiB L1d and 512 KiB L2 per core, shared L3)
+//!
+//! Chosen by measurement on the `sgemm` bench's shapes (D = 794, B ∈ {32, 128, 512});
+//! each constant's doc says why. Tried and rejected:
+//! - 8×8 tiles (matrixmultiply's shape): 5–15% slower (8 FMA chains, 9 loads per
+//!   8 FMAs);
+//! - 4×24 tiles: 12 accumulators, 3 B vectors and a broadcast need all 16 ymm, LLVM
+//!   spills an accumulator every k step: about half speed;
+//! - KC = 256 or 512 (k = 794 in 4 or 2 blocks): 2–6% slower;
+//! - MC = 96 or 192: no difference beyond noise;
+//! - NC = 256 or 512 (A re-packed, B̃ no faster): about 7% slower;
+//! - packing B̃ in groups of micro-panels just before their first use (into the
+//!   same few L2-resident slots when m is one row block), with or without software
+//!   prefetch of the next panel, instead of one pass per k block: no better, and
+//!   worse for a row-major B, whose rows it reads in short pieces;
+//! - for m ≤ MC < n, computing Cᵀ = Bᵀ·Aᵀ so that W goes through the L2-resident Ã:
+//!   5–15% slower, as every tile of Cᵀ is stored through the scalar edge path.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod pack;
+mod portable;
+
+/// Microkernel rows: the rows of C one microkernel call produces.
+///
+/// 6×16 is the classic AVX2 shape (BLIS Haswell/Zen): 6 rows × 2 ymm = 12 accumulators,
+/// plus 2 ymm of B and 1 broadcast of A = 15 of the 16 ymm registers. 12 independent
+/// FMA chains cover Zen 3's 2 FMA pipes × 4-cycle latency with room to spare, and a
+/// k step loads 22 floats (2 vectors + 6 broadcasts) for 96 multiply-adds.
+pub const MR: usize = 6;
+
+/// Microkernel columns: the columns of C one microkernel call produces (2 ymm of 8).
+///
+/// Columns, not rows, are the vector direction because our C is row-major: a full
+/// tile stores 2 contiguous vectors per row, and a packed k step of B̃ is one 64-byte
+/// cache line.
+pub const NR: usize = 16;
+
+/// k block: the largest kc whose B̃ micro-panel (kc × 64 B) and Ã micro-panel
+/// (kc × 24 B) fit together in Zen 3's 32 KiB L1d with room to spare (28 KiB at 320),
+/// so that the `ir` loop re-reads B̃ from L1. k = 794 splits into 3 × 272.
+pub const KC: usize = 320;
+
+/// m block: Ã is MC×KC (180 KiB at 144×320), about a third of Zen 3's 512 KiB L2,
+/// leaving room for the B̃ micro-panel stream and the C tiles. B = 512 splits into
+/// 4 × 132. A multiple of [`MR`].
+pub const MC: usize = 144;
+
+/// n block: B̃ is KC×NC (1.25 MiB, in L3). NC only has to be large enough that
+/// re-packing A once per n block is negligible, and ≥ D = 794 so that this model's
+/// GEMMs pack A exactly once. A multiple of [`NR`].
+pub const NC: usize = 1024;
+
+/// Floats of slack in front of the packed buffers, so that they can start on a
+/// 64-byte (cache-line) boundary whatever the alignment of the caller's slice.
+const ALIGN_SLACK: usize = 16;
+
+/// Packing workspace length (in f32) that [`sgemm`] needs for any `m`, `k`, `n`: the
+/// block sizes bound it (B̃: KC×NC, Ã: MC×KC, plus alignment slack), ≈ 1.43 MiB.
+/// Allocate it once (`vec![0.0; PACK_LEN]`) and reuse it; its contents on entry do
+/// not matter and on return are unspecified.
+pub const PACK_LEN: usize = ALIGN_SLACK + KC * NC + MC * KC;
+
+const _: () = {
+    assert!(MC % MR == 0 && NC % NR == 0 && KC % 8 == 0);
+    assert!(NR % 8 == 0, "the AVX2 kernel and B packer work in ymm vectors of 8");
+};
+
+/// `C ← α·A·B + β·C` with `C: m×n`, `A: m×k`, `B: k×n`, every operand addressed by
+/// element strides: `A[i, p] = a[i·rsa + p·csa]`, `B[p, j] = b[p·rsb + j·csb]`,
+/// `C[i, j] = c[i·rsc + j·csc]`. A transposed operand is a stride swap, never a copy;
+/// a submatrix of a larger C is a row stride larger than `n`.
+///
+/// - With `β = 0`, C is not read: NaN or garbage in C does not leak into the result.
+/// - With `α = 0` (or `k = 0`), A and B are not read either: `C ← β·C` (as in BLAS).
+/// - Only the `m×n` elements of C are written; elements between them (padding of a
+///   strided view) are untouched.
+/// - `pack` is the packing workspace: `pack.len() >= PACK_LEN`, contents irrelevant.
+///   Nothing is allocated, ever.
+///
+/// Fastest when C is row-major (`csc = 1`); any layout is correct.
+///
+/// # Panics
+///
+/// With a message naming the operand, if `pack` is shorter than [`PACK_LEN`]; if a
+/// slice is too short for its dimensions and strides (the largest index is computed
+/// with overflow checks); or if C's strides make two of its elements overlap. C
+/// must be a grid: its smaller stride ≥ 1 (when that dimension has more than one
+/// element) and its larger stride ≥ smaller stride × that dimension's extent (so
+/// interleaved layouts such as `rsc = 2, csc = 3` are rejected even where they happen
+/// not to collide). A and B may use any strides, including 0 (a broadcast).
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    pack: &mut [f32],
+) {
+    let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, rsc, csc };
+    #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = avx2::Avx2Fma::detect() {
+        return run(isa, args, c, pack);
+    }
+    run(portable::Portable, args, c, pack);
+}
+
+/// [`sgemm`] forced onto the portable microkernel and packers, whatever the CPU.
+/// For tests and benchmarks that must cover both code paths; not a stable API.
+#[doc(hidden)]
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_portable(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    pack: &mut [f32],
+) {
+    let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, rsc, csc };
+    run(portable::Portable, args, c, pack);
+}
+
+/// The name of the microkernel [`sgemm`] uses on this CPU (`"avx2+fma"` or
+/// `"portable"`), for benchmark and test reports.
+pub fn sgemm_kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::Avx2Fma::detect().is_some() {
+        return "avx2+fma";
+    }
+    "portable"
+}
+
+/// The read-only arguments of one call, bundled so that the loop nest does not pass
+/// fifteen parameters around.
+struct Args<'a> {
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &'a [f32],
+    rsa: usize,
+    csa: usize,
+    b: &'a [f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    rsc: usize,
+    csc: usize,
+}
+
+/// One microkernel's output: the `rows×cols` tile of C whose top-left element is
+/// `c[c0]`, with `C ← α·Ã·B̃ + β·C` over `kc` packed k steps.
+#[derive(Clone, Copy)]
+struct Tile {
+    kc: usize,
+    rows: usize,
+    cols: usize,
+    c0: usize,
+    rsc: usize,
+    csc: usize,
+    alpha: f32,
+    beta: f32,
+}
+
+impl Tile {
+    /// Panics unless every element of the tile lies inside `c_len` and the packed
+    /// panels hold `kc` steps: the precondition the unsafe kernel relies on, checked
+    /// again at its door (a handful of integer ops per 6·16·kc FMAs).
+    #[inline]
+    fn check(&self, a_len: usize, b_len: usize, c_len: usize) {
+        assert!((1..=MR).contains(&self.rows) && (1..=NR).contains(&self.cols));
+        let need_a = self.kc.checked_mul(MR);
+        let need_b = self.kc.checked_mul(NR);
+        assert!(need_a.is_some_and(|l| l <= a_len) && need_b.is_some_and(|l| l <= b_len));
+        let last = (self.rows - 1)
+            .checked_mul(self.rsc)
+            .and_then(|r| (self.cols - 1).checked_mul(self.csc).and_then(|s| r.checked_add(s)))
+            .and_then(|o| o.checked_add(self.c0));
+        assert!(last.is_some_and(|l| l < c_len), "sgemm tile outside C");
+    }
+}
+
+/// A microkernel family: its packer for B (which may specialise layouts) and its tile.
+/// A is always packed by the shared [`pack::pack_a`]: it is packed once per n block,
+/// so its cost is m·k against m·k·n FMAs and not worth specialising.
+trait Micro: Copy {
+    /// Packs the `kc×nc` block of B whose first element is `b[b0]` into `dst` in the
+    /// layout of [`pack::pack_b`].
+    #[allow(clippy::too_many_arguments)]
+    fn pack_b(
+        self,
+        kc: usize,
+        nc: usize,
+        b: &[f32],
+        b0: usize,
+        rsb: usize,
+        csb: usize,
+        dst: &mut [f32],
+    );
+
+    /// `tile ← α·ã·b̃ + β·tile`, `ã`: MR×kc packed, `b̃`: kc×NR packed.
+    fn tile(self, t: Tile, a: &[f32], b: &[f32], c: &mut [f32]);
+}
+
+/// Checks every argument, handles the degenerate cases, then runs the loop nest.
+#[track_caller]
+fn run<K: Micro>(kern: K, p: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
+    assert!(
+        pack.len() >= PACK_LEN,
+        "sgemm: packing workspace has {} floats, needs PACK_LEN = {PACK_LEN}",
+        pack.len()
+    );
+    check_operand("A", p.a.len(), p.m, p.k, p.rsa, p.csa);
+    check_operand("B", p.b.len(), p.k, p.n, p.rsb, p.csb);
+    check_operand("C", c.len(), p.m, p.n, p.rsc, p.csc);
+    check_no_overlap(p.m, p.n, p.rsc, p.csc);
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    if p.k == 0 || p.alpha == 0.0 {
+        scale_c(&p, c);
+        return;
+    }
+    gemm_loop(kern, &p, c, pack);
+}
+
+/// Panics unless every index `i·rs + j·cs` (`i < rows`, `j < cols`) is inside a slice of
+/// length `len`. An operand with no elements may be any slice.
+#[track_caller]
+fn check_operand(name: &str, len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let last = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|s| r.checked_add(s)));
+    match last {
+        Some(last) if last < len => {}
+        Some(last) => panic!(
+            "sgemm: {name} is {rows}×{cols} with strides ({rs}, {cs}), so its last element \
+             is at index {last}, but the slice has {len} elements"
+        ),
+        None => panic!(
+            "sgemm: {name} is {rows}×{cols} with strides ({rs}, {cs}): its last index \
+             overflows usize"
+        ),
+    }
+}
+
+/// Panics unless C's strides lay its `m×n` elements out as a grid without overlap (see
+/// [`sgemm`]'s panics section). A sufficient condition, which is what every dense or
+/// padded layout satisfies.
+#[track_caller]
+fn check_no_overlap(m: usize, n: usize, rsc: usize, csc: usize) {
+    // An empty C has no elements to overlap (its strides may be anything, e.g. 0).
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Order the two axes by stride; an axis of extent ≤ 1 never steps.
+    let (small, small_len, big, big_len) =
+        if rsc <= csc { (rsc, m, csc, n) } else { (csc, n, rsc, m) };
+    let ok = if small_len <= 1 && big_len <= 1 {
+        true
+    } else if small_len <= 1 {
+        big >= 1
+    } else if big_len <= 1 {
+        small >= 1
+    } else {
+        // `check_operand` has shown small·(small_len−1) fits; small·small_len may not.
+        small >= 1 && small.checked_mul(small_len).is_some_and(|span| big >= span)
+    };
+    assert!(
+        ok,
+        "sgemm: C is {m}×{n} with strides ({rsc}, {csc}), which makes elements overlap \
+         (need smaller stride ≥ 1 and larger stride ≥ smaller stride × its extent)"
+    );
+}
+
+/// `C ← β·C` over the m×n view, for `k = 0` or `α = 0`: A·B contributes nothing, and
+/// with `β = 0` C is overwritten with zeros without being read.
+fn scale_c(p: &Args<'_>, c: &mut [f32]) {
+    if p.beta == 1.0 {
+        return;
+    }
+    for i in 0..p.m {
+        for j in 0..p.n {
+            let x = &mut c[i * p.rsc + j * p.csc];
+            *x = if p.beta == 0.0 { 0.0 } else { p.beta * *x };
+        }
+    }
+}
+
+/// Splits `len` into equal blocks of at most `max`, rounded up to a multiple of
+/// `unit`, and returns the block step (`max` is a multiple of `unit`, so step ≤ max).
+fn even_step(len: usize, max: usize, unit: usize) -> usize {
+    let blocks = len.div_ceil(max);
+    len.div_ceil(blocks).next_multiple_of(unit)
+}
+
+/// The five loops of the file-top comment. All dimensions are ≥ 1 here.
+fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
+    // Start B̃ on a cache line (and so Ã too: KC·NC floats is a multiple of 16), so that
+    // the kernel's B loads never split a line. An impossible alignment degrades to 0:
+    // the kernels use unaligned loads, so this is speed only.
+    let offset = pack.as_ptr().align_offset(64);
+    let offset = if offset < ALIGN_SLACK { offset } else { 0 };
+    let (bpack, apack) = pack[offset..offset + KC * NC + MC * KC].split_at_mut(KC * NC);
+
+    let nc_step = even_step(p.n, NC, NR);
+    // Multiples of 8 keep the AVX2 transposing packer on full 8×8 blocks.
+    let kc_step = even_step(p.k, KC, 8);
+    let mc_step = even_step(p.m, MC, MR);
+
+    for jc in (0..p.n).step_by(nc_step) {
+        let nc = nc_step.min(p.n - jc);
+        for pc in (0..p.k).step_by(kc_step) {
+            let kc = kc_step.min(p.k - pc);
+            let beta = if pc == 0 { p.beta } else { 1.0 };
+            kern.pack_b(kc, nc, p.b, pc * p.rsb + jc * p.csb, p.rsb, p.csb, bpack);
+            for ic in (0..p.m).step_by(mc_step) {
+                let mc = mc_step.min(p.m - ic);
+                pack::pack_a(mc, kc, p.a, ic * p.rsa + pc * p.csa, p.rsa, p.csa, apack);
+                // Micro-panel q of B̃ (columns jr = q·NR..) starts at q·kc·NR = jr·kc.
+                for jr in (0..nc).step_by(NR) {
+                    let cols = NR.min(nc - jr);
+                    let b_panel = &bpack[jr * kc..(jr + NR) * kc];
+                    for ir in (0..mc).step_by(MR) {
+                        let a_panel = &apack[ir * kc..(ir + MR) * kc];
+                        let tile = Tile {
+                            kc,
+                            rows: MR.min(mc - ir),
+                            cols,
+                            c0: (ic + ir) * p.rsc + (jc + jr) * p.csc,
+                            rsc: p.rsc,
+                            csc: p.csc,
+                            alpha: p.alpha,
+                            beta,
+                        };
+                        kern.tile(tile, a_panel, b_panel, c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes an `α·A·B` tile (already scaled by α) into C: `C ← tile + β·C` on the
+/// `rows×cols` corner, reading C only when `β ≠ 0`. The edge and strided-C path of
+/// both kernels.
+fn store_tile(t: &Tile, tile: &[[f32; NR]; MR], c: &mut [f32]) {
+    for (i, row) in tile.iter().enumerate().take(t.rows) {
+        let c_row = t.c0 + i * t.rsc;
+        for (j, &v) in row.iter().enumerate().take(t.cols) {
+            let x = &mut c[c_row + j * t.csc];
+            *x = if t.beta == 0.0 { v } else { t.beta * *x + v };
+        }
+    }
+}

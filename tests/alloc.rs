@@ -1,0 +1,141 @@
+//! Steady state allocates nothing: after the first step, a training step (forward,
+//! backward, reset, optimizer update) and an interpretation batch make zero heap
+//! allocations.
+//!
+//! A counting global allocator counts this thread's allocations only, so the test
+//! harness's own threads cannot disturb the count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use idmlp::interpret::{Interpreter, LayerMetrics};
+use idmlp::mlp::{Architecture, Init, Mlp};
+use idmlp::optim::OptimizerKind;
+use idmlp::tape::Tape;
+use idmlp::train::Trainer;
+use idmlp_kernels::sgd_step;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    static BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the counters are
+// const-initialised thread-locals, which never allocate.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+fn count(bytes: usize) {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    let _ = BYTES.try_with(|c| c.set(c.get() + bytes));
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocated() -> (usize, usize) {
+    (ALLOCATIONS.with(Cell::get), BYTES.with(Cell::get))
+}
+
+#[test]
+fn training_steps_after_the_first_allocate_nothing() {
+    let arch = Architecture::new(12, 4, 2);
+    let mut mlp = Mlp::new(arch, Init::default(), 0);
+    let mut grads = vec![0.0f32; mlp.params.len()];
+    let batch = 8;
+    let x: Vec<f32> = (0..batch * arch.inputs).map(|i| (i % 7) as f32 / 7.0).collect();
+    let y: Vec<u32> = (0..batch as u32).map(|i| i % 4).collect();
+    let mut tape = Tape::new();
+    let mut hidden = Vec::new();
+    let mut step = |tape: &mut Tape, hidden: &mut Vec<_>, params: &mut Vec<f32>| {
+        grads.fill(0.0);
+        let mut g = tape.graph(params);
+        let xn = g.input(&x, batch, arch.inputs);
+        let logits = arch.forward(&mut g, xn, hidden);
+        let loss = g.softmax_xent(logits, &y);
+        g.backward(loss, &mut grads);
+        sgd_step(params, &grads, 0.1);
+        tape.reset();
+    };
+    step(&mut tape, &mut hidden, &mut mlp.params);
+    let before = allocated();
+    for _ in 0..5 {
+        step(&mut tape, &mut hidden, &mut mlp.params);
+    }
+    let after = allocated();
+    assert_eq!(after, before, "(allocations, bytes) grew during steady-state steps");
+    // The counter works: a fresh tape does allocate on its first pass.
+    let mut fresh = Tape::new();
+    step(&mut fresh, &mut hidden, &mut mlp.params);
+    assert!(allocated().0 > after.0, "the counting allocator saw nothing");
+}
+
+#[test]
+fn trainer_steps_allocate_nothing_for_every_optimizer() {
+    let arch = Architecture::new(12, 4, 3);
+    let x: Vec<f32> = (0..8 * 12).map(|i| (i % 5) as f32 / 5.0).collect();
+    let y: Vec<u32> = (0..8).map(|i| i % 4).collect();
+    for kind in [
+        OptimizerKind::Sgd { lr: 0.1 },
+        OptimizerKind::Momentum { lr: 0.1, mu: 0.9 },
+        OptimizerKind::Adam(Default::default()),
+    ] {
+        let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), 0), kind);
+        trainer.step(&x, &y);
+        let before = allocated();
+        for _ in 0..3 {
+            trainer.step(&x, &y);
+        }
+        assert_eq!(allocated(), before, "{kind:?}: a steady-state step allocated");
+    }
+}
+
+#[test]
+fn interpretation_batches_after_the_first_allocate_nothing() {
+    let arch = Architecture::new(12, 4, 3);
+    let mlp = Mlp::new(arch, Init::default(), 0);
+    let x: Vec<f32> = (0..8 * 12).map(|i| (i % 5) as f32 / 5.0).collect();
+    let y: Vec<u32> = (0..8).map(|i| i % 4).collect();
+    let mut interpreter = Interpreter::new();
+    let mut metrics = LayerMetrics::new(arch.layers);
+    let (mut map, mut p, mut cc) = (vec![0.0; 12], vec![0.0; 4], vec![0.0; 12]);
+    let mut batch = |interpreter: &mut Interpreter, metrics: &mut LayerMetrics| {
+        let view = interpreter.run(&arch, &mlp.params, &x);
+        view.accumulate(&y, metrics);
+        for l in 1..=arch.layers {
+            let layer = view.layer(l);
+            layer.contribution_map(0, &mut map);
+            layer.likelihood(0, &mut p);
+            layer.class_contribution(0, 1, &mut cc);
+        }
+    };
+    batch(&mut interpreter, &mut metrics);
+    let before = allocated();
+    for _ in 0..3 {
+        batch(&mut interpreter, &mut metrics);
+    }
+    assert_eq!(allocated(), before, "an interpretation batch allocated");
+    assert_eq!(metrics.samples, 32);
+}
