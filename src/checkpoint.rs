@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::mlp::{Architecture, ClassActivation, Init, Mlp};
@@ -326,7 +326,7 @@ pub fn save(path: impl AsRef<Path>, mlp: &Mlp, init: Init) -> Result<(), Checkpo
     );
     let payload = params_as_le_bytes(&mlp.params);
     let header = encode_header(&meta, checksum(&payload));
-    write_atomically(path, &[&header, &payload]).map_err(io_err)
+    crate::atomic::write_parts(path, &[&header, &payload]).map_err(io_err)
 }
 
 /// The parameters as little-endian bytes: a borrow on little-endian hosts, a copy elsewhere.
@@ -336,41 +336,6 @@ fn params_as_le_bytes(params: &[f32]) -> std::borrow::Cow<'_, [u8]> {
     } else {
         std::borrow::Cow::Owned(params.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
-}
-
-/// Writes `parts` to a temporary sibling of `path`, syncs it, renames it over `path`
-/// and syncs the directory, so that `path` holds the old content or the new, never a mix.
-pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        for part in parts {
-            file.write_all(part)?;
-        }
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        // The rename is durable once the directory entry is; not every platform lets
-        // a directory be opened for syncing, and the data itself is already synced.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// A checkpoint read into memory: metadata and an owned model.

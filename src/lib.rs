@@ -27,6 +27,7 @@
 //! All matrices are row-major flat `f32` slices.
 #![deny(missing_docs)]
 
+mod atomic;
 pub mod checkpoint;
 pub mod data;
 pub mod gradcheck;

@@ -567,41 +567,33 @@ impl Grads<'_> {
     }
 }
 
+/// The backward rule of `out = x·wᵀ` (`x: B×K`, `w: N×K`): `dx += dout·w` and
+/// `dw += doutᵀ·x`, each only when needed (the first layer's input needs none).
+fn matmul_t_backward(
+    x: Node,
+    w: Node,
+    out: Node,
+    values: &[f32],
+    params: &[f32],
+    d: &mut Grads<'_>,
+) {
+    if x.needs_grad {
+        let (dx, dout, pack) = d.split_with_pack(x, out);
+        let wv = read(values, params, w);
+        k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, wv, 1.0, dx, pack);
+    }
+    if w.needs_grad {
+        let (dw, dout, pack) = d.split_with_pack(w, out);
+        let xv = read(values, params, x);
+        k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, xv, 1.0, dw, pack);
+    }
+}
+
 /// The backward rule of one op: accumulates into the gradients of its inputs. Only
 /// inputs that a parameter flows into (`needs_grad`) get a gradient computed.
 fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut Grads<'_>) {
     match *op {
-        Op::MatMulT { x, w, out } => {
-            // out = x·wᵀ  ⇒  dx += dout·w,  dw += doutᵀ·x
-            if x.needs_grad {
-                let (dx, dout, pack) = d.split_with_pack(x, out);
-                k::gemm_ab(
-                    x.rows,
-                    out.cols,
-                    x.cols,
-                    1.0,
-                    dout,
-                    read(values, params, w),
-                    1.0,
-                    dx,
-                    pack,
-                );
-            }
-            if w.needs_grad {
-                let (dw, dout, pack) = d.split_with_pack(w, out);
-                k::gemm_atb(
-                    w.rows,
-                    x.rows,
-                    w.cols,
-                    1.0,
-                    dout,
-                    read(values, params, x),
-                    1.0,
-                    dw,
-                    pack,
-                );
-            }
-        }
+        Op::MatMulT { x, w, out } => matmul_t_backward(x, w, out, values, params, d),
         Op::AddBias { a, b, out } => {
             // out = a + 1·b  ⇒  da += dout,  db += column sums of dout
             if a.needs_grad {
@@ -614,35 +606,8 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
             }
         }
         Op::Linear { x, w, b, out } => {
-            // out = x·wᵀ + 1·b  ⇒  dx += dout·w,  dw += doutᵀ·x,  db += column sums of dout
-            if x.needs_grad {
-                let (dx, dout, pack) = d.split_with_pack(x, out);
-                k::gemm_ab(
-                    x.rows,
-                    out.cols,
-                    x.cols,
-                    1.0,
-                    dout,
-                    read(values, params, w),
-                    1.0,
-                    dx,
-                    pack,
-                );
-            }
-            if w.needs_grad {
-                let (dw, dout, pack) = d.split_with_pack(w, out);
-                k::gemm_atb(
-                    w.rows,
-                    x.rows,
-                    w.cols,
-                    1.0,
-                    dout,
-                    read(values, params, x),
-                    1.0,
-                    dw,
-                    pack,
-                );
-            }
+            // out = x·wᵀ + 1·b  ⇒  the rules of x·wᵀ, and db += column sums of dout
+            matmul_t_backward(x, w, out, values, params, d);
             if b.needs_grad {
                 let (db, dout) = d.split(b, out);
                 k::bias_backward(db, dout, out.rows, out.cols);

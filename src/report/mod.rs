@@ -66,7 +66,6 @@
 //! # Ok::<(), idmlp::report::ReportError>(())
 //! ```
 
-mod atomic;
 mod colormap;
 mod figures;
 mod html;
@@ -331,7 +330,7 @@ fn invalid(path: &Path, check: Result<(), String>) -> Result<(), ReportError> {
 
 /// Writes `bytes` to `path` atomically, naming `path` in any error.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    atomic::write(path, bytes)
+    crate::atomic::write(path, bytes)
         .map_err(|source| ReportError::Io { path: path.to_path_buf(), source })
 }
 
