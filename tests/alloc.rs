@@ -2,11 +2,8 @@
 //! backward, reset, optimizer update) and an interpretation batch make zero heap
 //! allocations.
 //!
-//! A counting global allocator counts this thread's allocations only, so the test
-//! harness's own threads cannot disturb the count.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+//! The counting global allocator (tests/common) counts this thread's allocations only,
+//! so the test harness's own threads cannot disturb the count.
 
 use idmlp::interpret::{Interpreter, LayerMetrics};
 use idmlp::mlp::{Architecture, Init, Mlp};
@@ -15,49 +12,12 @@ use idmlp::tape::Tape;
 use idmlp::train::Trainer;
 use idmlp_kernels::sgd_step;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    static BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the counters are
-// const-initialised thread-locals, which never allocate.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-fn count(bytes: usize) {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-    let _ = BYTES.try_with(|c| c.set(c.get() + bytes));
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
-fn allocated() -> (usize, usize) {
-    (ALLOCATIONS.with(Cell::get), BYTES.with(Cell::get))
-}
+use common::allocations as allocated;
 
 #[test]
 fn training_steps_after_the_first_allocate_nothing() {

@@ -1,18 +1,12 @@
 //! Checkpoints: exact round trips (owned and mapped), atomic replacement, and a typed
 //! error naming the file for every kind of damage.
 
-use std::path::PathBuf;
+mod common;
 
+use common::TempDir;
 use idmlp::checkpoint::{self, CheckpointError, HEADER_LEN, MappedCheckpoint, Problem};
 use idmlp::mlp::{Architecture, ClassActivation, Init, Mlp};
 use idmlp::tape::ReluGradAtZero;
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("idmlp-checkpoint-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn model() -> Mlp {
     let arch = Architecture {
@@ -33,8 +27,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 #[test]
 fn round_trip_is_bit_exact_owned_and_mapped() {
-    let dir = scratch_dir("roundtrip");
-    let path = dir.join("model.idmlp");
+    let dir = TempDir::new("roundtrip");
+    let path = dir.path().join("model.idmlp");
     let mlp = model();
     checkpoint::save(&path, &mlp, Init::Identity { scale: 0.5 }).unwrap();
     let (loaded, meta) = checkpoint::load(&path).unwrap();
@@ -49,20 +43,21 @@ fn round_trip_is_bit_exact_owned_and_mapped() {
 
 #[test]
 fn save_replaces_atomically_and_leaves_no_temporary_file() {
-    let dir = scratch_dir("atomic");
-    let path = dir.join("model.idmlp");
+    let dir = TempDir::new("atomic");
+    let path = dir.path().join("model.idmlp");
     let mut mlp = model();
     checkpoint::save(&path, &mlp, Init::default()).unwrap();
     mlp.params[0] = 42.0;
     checkpoint::save(&path, &mlp, Init::default()).unwrap();
     assert_eq!(checkpoint::load(&path).unwrap().0.params[0], 42.0);
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("model.idmlp")]);
 }
 
-fn damaged(name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> (PathBuf, CheckpointError) {
-    let dir = scratch_dir(name);
-    let path = dir.join("model.idmlp");
+fn damaged(name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> (TempDir, CheckpointError) {
+    let dir = TempDir::new(name);
+    let path = dir.path().join("model.idmlp");
     checkpoint::save(&path, &model(), Init::default()).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     damage(&mut bytes);
@@ -71,7 +66,7 @@ fn damaged(name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> (PathBuf, Checkpoin
     let mapped_err = MappedCheckpoint::open(&path).unwrap_err();
     assert_eq!(err.to_string(), mapped_err.to_string(), "owned and mapped loads disagree");
     assert!(err.to_string().contains("model.idmlp"), "error does not name the file: {err}");
-    (path, err)
+    (dir, err)
 }
 
 fn problem(err: &CheckpointError) -> &Problem {
@@ -130,7 +125,8 @@ fn header_lies_are_caught_before_any_payload_read() {
 
 #[test]
 fn a_missing_file_is_an_io_error_naming_it() {
-    let path = scratch_dir("missing").join("nope.idmlp");
+    let dir = TempDir::new("missing");
+    let path = dir.path().join("nope.idmlp");
     let err = checkpoint::load(&path).unwrap_err();
     assert!(matches!(err, CheckpointError::Io { .. }));
     assert_eq!(err.path(), path);

@@ -3,8 +3,11 @@
 #![cfg(feature = "cli")]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+mod common;
+
+use common::{TempDir, idx_bytes};
 
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
 
@@ -14,37 +17,6 @@ fn idmlp(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("idmlp-test-cli-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn idx_bytes(dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(payload);
-    b
 }
 
 #[test]
@@ -72,9 +44,9 @@ fn summarises_both_splits_of_the_mnist_sample() {
 #[test]
 fn one_split_only_is_fine_and_raw_is_reported() {
     let dir = TempDir::new("t10k-only");
-    fs::write(dir.0.join("t10k-images-idx3-ubyte"), idx_bytes(&[2, 3, 4], &[0; 24])).unwrap();
-    fs::write(dir.0.join("t10k-labels-idx1-ubyte"), idx_bytes(&[2], &[1, 1])).unwrap();
-    let out = idmlp(&["data", dir.path()]);
+    fs::write(dir.0.join("t10k-images-idx3-ubyte"), idx_bytes(0x08, &[2, 3, 4], &[0; 24])).unwrap();
+    fs::write(dir.0.join("t10k-labels-idx1-ubyte"), idx_bytes(0x08, &[2], &[1, 1])).unwrap();
+    let out = idmlp(&["data", dir.str()]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(stdout.contains("train: not present"), "{stdout}");
@@ -85,10 +57,11 @@ fn one_split_only_is_fine_and_raw_is_reported() {
 #[test]
 fn bad_directory_fails_naming_the_file() {
     let dir = TempDir::new("bad");
-    fs::write(dir.0.join("train-images-idx3-ubyte"), idx_bytes(&[3, 2, 2], &[0; 12])).unwrap();
+    fs::write(dir.0.join("train-images-idx3-ubyte"), idx_bytes(0x08, &[3, 2, 2], &[0; 12]))
+        .unwrap();
     // Truncated labels: the header says 3, the file holds 2.
-    fs::write(dir.0.join("train-labels-idx1-ubyte"), idx_bytes(&[3], &[0, 1])).unwrap();
-    let out = idmlp(&["data", dir.path()]);
+    fs::write(dir.0.join("train-labels-idx1-ubyte"), idx_bytes(0x08, &[3], &[0, 1])).unwrap();
+    let out = idmlp(&["data", dir.str()]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.starts_with("error: "), "{stderr}");
@@ -110,11 +83,11 @@ fn labels_beyond_classes_fail() {
 #[test]
 fn empty_or_missing_directory_fails() {
     let dir = TempDir::new("empty");
-    let out = idmlp(&["data", dir.path()]);
+    let out = idmlp(&["data", dir.str()]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no MNIST-format data found"), "{}", text(&out.stderr));
 
-    let missing = Path::new(dir.path()).join("nope");
+    let missing = dir.path().join("nope");
     let out = idmlp(&["data", missing.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));

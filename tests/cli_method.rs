@@ -5,8 +5,12 @@
 #![cfg(feature = "cli")]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+
+use common::TempDir;
 
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
 
@@ -20,13 +24,6 @@ fn idmlp_in(cwd: &Path, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("idmlp-test-method-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -73,10 +70,11 @@ fn assert_png_decodes(path: &Path) {
 
 #[test]
 fn train_eval_interpret_on_the_mnist_sample() {
-    let dir = scratch("pipeline");
+    let tmp = TempDir::new("pipeline");
+    let dir = tmp.path();
     let out = dir.join("run");
     let run = idmlp_in(
-        &dir,
+        dir,
         &[
             "train",
             "--data",
@@ -108,7 +106,7 @@ fn train_eval_interpret_on_the_mnist_sample() {
 
     let model = out.join("model.idmlp");
     let eval = idmlp_in(
-        &dir,
+        dir,
         &["eval", "--model", model.to_str().unwrap(), "--data", MNIST_SAMPLE, "--json"],
     );
     success(&eval);
@@ -118,7 +116,7 @@ fn train_eval_interpret_on_the_mnist_sample() {
 
     let report = dir.join("report");
     let interpret = idmlp_in(
-        &dir,
+        dir,
         &[
             "interpret",
             "--model",
@@ -142,7 +140,8 @@ fn train_eval_interpret_on_the_mnist_sample() {
 
 #[test]
 fn the_literal_model_with_relu_grad_zero_stalls_at_ln_10() {
-    let dir = scratch("literal");
+    let tmp = TempDir::new("literal");
+    let dir = tmp.path();
     let out = dir.join("run");
     let args = [
         "--layers",
@@ -155,7 +154,7 @@ fn the_literal_model_with_relu_grad_zero_stalls_at_ln_10() {
         "0",
     ];
     let run = idmlp_in(
-        &dir,
+        dir,
         &[&["train", "--data", MNIST_SAMPLE, "--out", out.to_str().unwrap()], &args[..]].concat(),
     );
     success(&run);
@@ -170,10 +169,11 @@ fn the_literal_model_with_relu_grad_zero_stalls_at_ln_10() {
 
 #[test]
 fn a_damaged_checkpoint_is_a_clear_error_not_a_panic() {
-    let dir = scratch("damaged");
+    let tmp = TempDir::new("damaged");
+    let dir = tmp.path();
     let model = dir.join("model.idmlp");
     fs::write(&model, b"IDMLPCK\0 this is not a checkpoint").unwrap();
-    let out = idmlp_in(&dir, &["eval", "--model", model.to_str().unwrap(), "--data", MNIST_SAMPLE]);
+    let out = idmlp_in(dir, &["eval", "--model", model.to_str().unwrap(), "--data", MNIST_SAMPLE]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.starts_with("error: checkpoint ") && err.contains("model.idmlp"), "{err}");
@@ -182,8 +182,9 @@ fn a_damaged_checkpoint_is_a_clear_error_not_a_panic() {
 
 #[test]
 fn no_arguments_runs_the_default_job_and_writes_a_working_report() {
-    let dir = scratch("default");
-    let out = idmlp_in(&dir, &[]);
+    let tmp = TempDir::new("default");
+    let dir = tmp.path();
+    let out = idmlp_in(dir, &[]);
     success(&out);
     let report = dir.join("idmlp-out/report.html");
     assert!(text(&out.stdout).contains("idmlp-out/report.html"), "{}", text(&out.stdout));

@@ -2,12 +2,13 @@
 //! fixture per pairing error, directory lookup, and the batch-stream contract (seeded
 //! order, coverage, partial batches, pixel scaling, resume, no allocation per batch).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::fs;
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{TempDir, allocations_during, idx_bytes};
 use idmlp::data::{
     BatchStream, DataError, Dataset, FileKind, LastBatch, SequentialBatches, Split, SplitFiles,
     StreamState, epoch_order,
@@ -22,15 +23,6 @@ use idmlp::idx::{ElemType, IdxFile};
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
 #[cfg(feature = "gz")]
 const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
-
-fn idx_bytes(code: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, code, dims.len() as u8];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(payload);
-    b
-}
 
 fn images_bytes(count: u32, rows: u32, cols: u32, pixel: impl Fn(usize) -> u8) -> Vec<u8> {
     let n = (count * rows * cols) as usize;
@@ -83,70 +75,11 @@ fn item_of(data: &Dataset, x: &[f32], y: u32) -> usize {
     i
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir()
-            .join(format!("idmlp-test-data-{}-{unique}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // Allocation counting on this thread (tests run in parallel threads).
 
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY (test only): forwards to the system allocator unchanged, only counting.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
-
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
+static GLOBAL: common::Counting = common::Counting;
 
 // ---------------------------------------------------------------------------------
 // Real data

@@ -5,51 +5,16 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{TempDir, idx_bytes};
 use idmlp::idx::{self, DataError, ElemType, Encoding, IdxFile, IdxFormatError};
 use quickcheck::{QuickCheck, TestResult};
 
 // ---------------------------------------------------------------------------------
 // Helpers
-
-/// An IDX file: magic, type code, rank, big-endian dims, then `payload` as given.
-fn idx_bytes(code: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, code, dims.len() as u8];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(payload);
-    b
-}
-
-/// A fresh empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir()
-            .join(format!("idmlp-test-idx-{}-{unique}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 #[cfg(feature = "gz")]
 fn gzip(bytes: &[u8]) -> Vec<u8> {
