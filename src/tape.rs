@@ -108,6 +108,21 @@ enum Op {
     SumProduct { x: Node, y: Node, out: Node },
 }
 
+impl Op {
+    /// The op's inputs, in argument order (`None` pads the fixed-size array).
+    fn inputs(&self) -> [Option<Node>; 3] {
+        match *self {
+            Op::MatMulT { x, w, .. } => [Some(x), Some(w), None],
+            Op::AddBias { a, b, .. } => [Some(a), Some(b), None],
+            Op::Linear { x, w, b, .. } => [Some(x), Some(w), Some(b)],
+            Op::Relu { a, .. } => [Some(a), None, None],
+            Op::PadCols { x, .. } | Op::SelectCols { x, .. } => [Some(x), None, None],
+            Op::SoftmaxXent { z, .. } => [Some(z), None, None],
+            Op::SumProduct { x, y, .. } => [Some(x), Some(y), None],
+        }
+    }
+}
+
 /// Whether a pass records ops for [`Graph::backward`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -128,6 +143,9 @@ pub struct Tape {
     labels: Vec<u32>,
     labels_used: usize,
     records: Vec<Op>,
+    /// Scratch for [`Graph::backward_into_fresh`]: the parameter ranges the recorded
+    /// ops read, `(start, end)`, sorted. Kept so that its capacity is reused.
+    param_uses: Vec<(usize, usize)>,
     /// GEMM packing workspace (`idmlp_kernels::sgemm::PACK_LEN` floats once the first
     /// product runs): owned here so that no GEMM allocates.
     pack: Vec<f32>,
@@ -463,11 +481,35 @@ impl<'t> Graph<'t> {
 
     /// Back-propagates from the 1×1 node `loss` (seeded with 1): arena gradients are
     /// overwritten, and parameter gradients are **added** into `dparams`, which has
-    /// the parameter buffer's layout (zero it first for a fresh gradient).
+    /// the parameter buffer's layout (zero it first for a fresh gradient, or use
+    /// [`Graph::backward_into_fresh`], which does not need that pass).
     ///
     /// Panics on a forward-only pass ([`Tape::inference`]).
     #[track_caller]
     pub fn backward(&mut self, loss: Node, dparams: &mut [f32]) {
+        self.backward_impl(loss, dparams, ParamGrads::Accumulate);
+    }
+
+    /// Like [`Graph::backward`], but parameter gradients **overwrite** `dparams`: on
+    /// return it holds exactly this pass's gradient (zero where none flows), and what
+    /// it held before is never read (it may be NaN).
+    ///
+    /// Why: the same result as `dparams.fill(0.0)` then [`Graph::backward`], without
+    /// that pass over the buffer, and with each weight gradient written by its GEMM
+    /// with `β = 0` instead of read back and accumulated (`β = 1`), which is what a
+    /// training step wants. That shortcut holds when every parameter element is read
+    /// by at most one recorded op; if two ops read overlapping parameter ranges (a
+    /// weight used twice), this falls back to zero-then-accumulate. Either way the
+    /// result equals the accumulate path up to the sign of zeros.
+    ///
+    /// Panics on a forward-only pass ([`Tape::inference`]).
+    #[track_caller]
+    pub fn backward_into_fresh(&mut self, loss: Node, dparams: &mut [f32]) {
+        self.backward_impl(loss, dparams, ParamGrads::Overwrite);
+    }
+
+    #[track_caller]
+    fn backward_impl(&mut self, loss: Node, dparams: &mut [f32], mode: ParamGrads) {
         assert_eq!(
             self.tape.mode,
             Some(Mode::Train),
@@ -479,8 +521,22 @@ impl<'t> Graph<'t> {
             self.params.len(),
             "backward: dparams and params differ in length"
         );
-        let Tape { values, grads, used, labels, records, pack, .. } = &mut *self.tape;
+        let Tape { values, grads, used, labels, records, param_uses, pack, .. } = &mut *self.tape;
         let params = self.params;
+        let fresh = match mode {
+            ParamGrads::Accumulate => false,
+            ParamGrads::Overwrite if loss.src == Src::Param => {
+                dparams.fill(0.0);
+                false
+            }
+            ParamGrads::Overwrite => {
+                let disjoint = zero_unread_params(records, param_uses, dparams);
+                if !disjoint {
+                    dparams.fill(0.0);
+                }
+                disjoint
+            }
+        };
         if grads.len() < *used {
             grads.resize(*used, 0.0);
         }
@@ -490,8 +546,12 @@ impl<'t> Graph<'t> {
             return;
         }
         grads[loss.offset] = 1.0;
-        let mut d =
-            Grads { arena: &mut grads[..*used], params: dparams, pack: pack_workspace(pack) };
+        let mut d = Grads {
+            arena: &mut grads[..*used],
+            params: dparams,
+            pack: pack_workspace(pack),
+            fresh_params: fresh,
+        };
         for op in records.iter().rev() {
             backward_op(op, values, params, labels, &mut d);
         }
@@ -523,6 +583,42 @@ impl<'t> Graph<'t> {
     }
 }
 
+/// How backward combines parameter gradients with what `dparams` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ParamGrads {
+    /// `dparams += ∂loss/∂params` ([`Graph::backward`]).
+    Accumulate,
+    /// `dparams = ∂loss/∂params` ([`Graph::backward_into_fresh`]).
+    Overwrite,
+}
+
+/// For the overwrite path: if the parameter ranges the recorded ops read are pairwise
+/// disjoint, zeroes every element of `dparams` outside them and returns `true` (each
+/// range then gets exactly one first write from backward); otherwise returns `false`
+/// and leaves `dparams` alone. `uses` is scratch whose capacity is kept.
+fn zero_unread_params(records: &[Op], uses: &mut Vec<(usize, usize)>, dparams: &mut [f32]) -> bool {
+    uses.clear();
+    for op in records {
+        for node in op.inputs().into_iter().flatten() {
+            if node.src == Src::Param && !node.is_empty() {
+                uses.push((node.offset, node.offset + node.len()));
+            }
+        }
+    }
+    // Unstable sort: in place, no allocation.
+    uses.sort_unstable();
+    if uses.windows(2).any(|w| w[1].0 < w[0].1) {
+        return false;
+    }
+    let mut next = 0;
+    for &(start, end) in uses.iter() {
+        dparams[next..start].fill(0.0);
+        next = end;
+    }
+    dparams[next..].fill(0.0);
+    true
+}
+
 /// The packing workspace, sized on first use (the only allocation it ever makes).
 fn pack_workspace(pack: &mut Vec<f32>) -> &mut [f32] {
     if pack.len() < k::sgemm::PACK_LEN {
@@ -545,25 +641,37 @@ struct Grads<'a> {
     params: &'a mut [f32],
     /// The GEMM packing workspace.
     pack: &'a mut [f32],
+    /// Whether every parameter slot is written by exactly one op and holds garbage or
+    /// zeros until then ([`Graph::backward_into_fresh`]'s fast path): that op
+    /// overwrites it instead of accumulating.
+    fresh_params: bool,
 }
 
 impl Grads<'_> {
     /// `(d input, d out)`: the gradient to accumulate into for `input` and the
-    /// upstream gradient of `out`. Inputs lie below their output in the arena.
+    /// upstream gradient of `out`. Inputs lie below their output in the arena. A fresh
+    /// parameter slot is zeroed first (the ops using this are cheap next to a GEMM).
     fn split(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32]) {
-        let (dinput, dout, _) = self.split_with_pack(input, out);
+        let (dinput, dout, _, beta) = self.split_for_gemm(input, out);
+        if beta == 0.0 {
+            dinput.fill(0.0);
+        }
         (dinput, dout)
     }
 
-    /// [`Grads::split`] plus the GEMM packing workspace.
-    fn split_with_pack(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32], &mut [f32]) {
+    /// [`Grads::split`] plus the GEMM packing workspace and the `β` the GEMM must
+    /// use for `input`'s gradient: `0` for a fresh parameter slot (overwrite, nothing
+    /// read), `1` otherwise (accumulate).
+    fn split_for_gemm(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32], &mut [f32], f32) {
         let (below, above) = self.arena.split_at_mut(out.offset);
         let dout = &above[..out.len()];
-        let dinput = match input.src {
-            Src::Arena => &mut below[input.range()],
-            Src::Param => &mut self.params[input.range()],
+        let (dinput, beta) = match input.src {
+            Src::Arena => (&mut below[input.range()], 1.0),
+            Src::Param => {
+                (&mut self.params[input.range()], if self.fresh_params { 0.0 } else { 1.0 })
+            }
         };
-        (dinput, dout, self.pack)
+        (dinput, dout, self.pack, beta)
     }
 }
 
@@ -578,14 +686,14 @@ fn matmul_t_backward(
     d: &mut Grads<'_>,
 ) {
     if x.needs_grad {
-        let (dx, dout, pack) = d.split_with_pack(x, out);
+        let (dx, dout, pack, beta) = d.split_for_gemm(x, out);
         let wv = read(values, params, w);
-        k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, wv, 1.0, dx, pack);
+        k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, wv, beta, dx, pack);
     }
     if w.needs_grad {
-        let (dw, dout, pack) = d.split_with_pack(w, out);
+        let (dw, dout, pack, beta) = d.split_for_gemm(w, out);
         let xv = read(values, params, x);
-        k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, xv, 1.0, dw, pack);
+        k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, xv, beta, dw, pack);
     }
 }
 
@@ -641,15 +749,18 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
         }
         Op::SelectCols { x, start, out } => {
             // out = x[.., start..start+N]  ⇒  dx[.., start..start+N] += dout
-            if x.needs_grad && out.cols > 0 {
+            if x.needs_grad {
+                // Split even for N = 0: a fresh parameter slot must still be zeroed.
                 let (dx, dout) = d.split(x, out);
-                for (dx_row, dout_row) in
-                    dx.chunks_exact_mut(x.cols).zip(dout.chunks_exact(out.cols))
-                {
-                    dx_row[start..start + out.cols]
-                        .iter_mut()
-                        .zip(dout_row)
-                        .for_each(|(g, &v)| *g += v);
+                if out.cols > 0 {
+                    for (dx_row, dout_row) in
+                        dx.chunks_exact_mut(x.cols).zip(dout.chunks_exact(out.cols))
+                    {
+                        dx_row[start..start + out.cols]
+                            .iter_mut()
+                            .zip(dout_row)
+                            .for_each(|(g, &v)| *g += v);
+                    }
                 }
             }
         }
@@ -730,6 +841,98 @@ mod tests {
         tape.reset();
         assert_eq!(tape.used, 0);
         assert_eq!(tape.values.capacity(), capacity);
+    }
+
+    /// Deterministic values in roughly [-1, 1), different per `seed`.
+    fn wiggle(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32).map(|i| ((i * 37 + seed * 11) % 101) as f32 / 50.0 - 1.0).collect()
+    }
+
+    /// `backward_into_fresh` into a NaN-filled buffer against `fill(0)` + `backward`:
+    /// equal element for element (`==`, so `-0.0` and `0.0` agree), and every element
+    /// written (no NaN survives). Returns whether the fast path (disjoint parameter
+    /// reads, no zeroing pass) applied.
+    fn assert_fresh_matches_accumulate(
+        params: &[f32],
+        build: impl Fn(&mut Graph<'_>) -> Node,
+    ) -> bool {
+        let mut tape = Tape::new();
+        let mut accumulated = vec![0.0f32; params.len()];
+        let mut g = tape.graph(params);
+        let loss = build(&mut g);
+        g.backward(loss, &mut accumulated);
+        let mut fresh = vec![f32::NAN; params.len()];
+        // Twice: the second pass overwrites the first's result instead of adding to it.
+        for _ in 0..2 {
+            let mut g = tape.graph(params);
+            let loss = build(&mut g);
+            g.backward_into_fresh(loss, &mut fresh);
+            for (i, (&a, &f)) in accumulated.iter().zip(&fresh).enumerate() {
+                assert!(a == f, "dparams[{i}]: accumulate {a}, fresh {f}");
+            }
+        }
+        zero_unread_params(&tape.records, &mut Vec::new(), &mut vec![0.0; params.len()])
+    }
+
+    #[test]
+    fn fresh_backward_matches_accumulate_on_an_mlp() {
+        use crate::mlp::{Architecture, Init, Mlp};
+        // Random weights (not identity) so that every gradient is non-trivial; B = 5
+        // and D = 16 leave ragged GEMM tiles.
+        let arch = Architecture::new(12, 4, 3);
+        let mlp = Mlp::new(arch, Init::He, 3);
+        let (x, labels) = (wiggle(5 * 12, 1), [0u32, 3, 1, 2, 3]);
+        let fast = assert_fresh_matches_accumulate(&mlp.params, |g| {
+            let xn = g.input(&x, 5, 12);
+            let logits = arch.forward(g, xn, &mut Vec::new());
+            g.softmax_xent(logits, &labels)
+        });
+        assert!(fast, "an MLP reads each parameter once: the fast path must apply");
+    }
+
+    #[test]
+    fn fresh_backward_falls_back_when_a_parameter_is_used_twice() {
+        // loss = Σ ((x·wᵀ)·wᵀ) ⊙ r: both products read w, so dw gets two contributions.
+        let params = wiggle(3 * 3 + 4, 2);
+        let (x, r) = (wiggle(2 * 3, 3), wiggle(2 * 3, 4));
+        let fast = assert_fresh_matches_accumulate(&params, |g| {
+            let xn = g.input(&x, 2, 3);
+            let w = g.param(0, 3, 3);
+            let y = g.matmul_t(xn, w);
+            let z = g.matmul_t(y, w);
+            let rn = g.input(&r, 2, 3);
+            g.sum_product(z, rn)
+        });
+        assert!(!fast, "w is read twice: the fallback must apply");
+        // Overlapping but unequal ranges take the same fallback.
+        let fast = assert_fresh_matches_accumulate(&params, |g| {
+            let xn = g.input(&x[..3], 1, 3);
+            let w = g.param(0, 3, 3);
+            let b = g.param(6, 1, 3);
+            let y = g.linear(xn, w, b);
+            g.sum_product(y, y)
+        });
+        assert!(!fast, "w and b overlap: the fallback must apply");
+    }
+
+    #[test]
+    fn fresh_backward_zeroes_what_no_op_reads() {
+        // Params 0..3 and 12.. are read by no op; a zero-width select still reads 3..9.
+        let params = wiggle(16, 5);
+        let x = wiggle(2 * 3, 6);
+        let fast = assert_fresh_matches_accumulate(&params, |g| {
+            let xn = g.input(&x, 2, 3);
+            let w = g.param(3, 2, 3);
+            let b = g.param(9, 1, 2);
+            let y = g.linear(xn, w, b);
+            let h = g.relu(y, 0..1, ReluGradAtZero::One);
+            let extra = g.param(12, 2, 2);
+            let _ = g.select_cols(extra, 1..1);
+            g.sum_product(h, h)
+        });
+        assert!(fast);
+        // A parameter as the loss itself: the gradient is one-hot.
+        assert_fresh_matches_accumulate(&params, |g| g.param(7, 1, 1));
     }
 
     #[test]

@@ -6,6 +6,14 @@
 //! packing workspace, at least [`PACK_LEN`] floats: it is what lets a training step
 //! run without allocating (matrixmultiply, which we measured against, allocates its
 //! packing buffer on every call).
+//!
+//! Batch 1 is a different regime (DESIGN.md §6): with a single row of activations each
+//! product is matrix-vector shaped, and packing the 794×794 operand would cost as much
+//! as the product itself. So the wrappers route the three batch-1 shapes of a layer to
+//! memory-bound loops that read each weight once, in storage order: `X·Wᵀ` with
+//! `m = 1` is a dot product per row of W ([`gemm_abt`]), `dY·W` with `m = 1` an axpy
+//! per row of W ([`gemm_ab`]), and `dYᵀ·X` with `k = 1` an outer product
+//! ([`gemm_atb`]). Degenerate calls (`k = 0`, `α = 0`) keep going through [`sgemm`].
 
 use crate::check_len;
 #[cfg(doc)]
@@ -15,6 +23,7 @@ use crate::sgemm::sgemm;
 /// `C ← α·A·B + β·C` with `A: m×k`, `B: k×n`, `C: m×n`, all row-major.
 ///
 /// In the tape: the input gradient of `Y = X·Wᵀ` is `dX += dY·W` (`A = dY`, `B = W`).
+/// With `m = 1` it runs as one axpy per row of B (see the module doc).
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_ab(
@@ -31,6 +40,9 @@ pub fn gemm_ab(
     check_len("gemm_ab A", a.len(), m, k);
     check_len("gemm_ab B", b.len(), k, n);
     check_len("gemm_ab C", c.len(), m, n);
+    if m == 1 && k > 0 && alpha != 0.0 {
+        return row_times_matrix(alpha, a, b, beta, c);
+    }
     #[rustfmt::skip]
     sgemm(
         m, k, n,
@@ -46,6 +58,7 @@ pub fn gemm_ab(
 /// `C ← α·A·Bᵀ + β·C` with `A: m×k`, `B: n×k` (stored row-major, used transposed), `C: m×n`.
 ///
 /// In the tape: the forward product `Y = X·Wᵀ` of a linear layer (`A = X`, `B = W`).
+/// With `m = 1` it runs as one dot product per row of B (see the module doc).
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_abt(
@@ -62,6 +75,9 @@ pub fn gemm_abt(
     check_len("gemm_abt A", a.len(), m, k);
     check_len("gemm_abt B", b.len(), n, k);
     check_len("gemm_abt C", c.len(), m, n);
+    if m == 1 && k > 0 && alpha != 0.0 {
+        return row_dot_rows(alpha, a, b, beta, c);
+    }
     #[rustfmt::skip]
     sgemm(
         m, k, n,
@@ -77,6 +93,7 @@ pub fn gemm_abt(
 /// `C ← α·Aᵀ·B + β·C` with `A: k×m` (stored row-major, used transposed), `B: k×n`, `C: m×n`.
 ///
 /// In the tape: the weight gradient of `Y = X·Wᵀ` is `dW += dYᵀ·X` (`A = dY`, `B = X`).
+/// With `k = 1` (batch 1) it runs as an outer product (see the module doc).
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_atb(
@@ -93,6 +110,9 @@ pub fn gemm_atb(
     check_len("gemm_atb A", a.len(), k, m);
     check_len("gemm_atb B", b.len(), k, n);
     check_len("gemm_atb C", c.len(), m, n);
+    if k == 1 && n > 0 && alpha != 0.0 {
+        return outer_product(alpha, a, b, beta, c);
+    }
     #[rustfmt::skip]
     sgemm(
         m, k, n,
@@ -103,4 +123,66 @@ pub fn gemm_atb(
         c, n, 1,
         pack,
     );
+}
+
+/// Accumulator lanes of [`dot`]: 16 independent partial sums, which LLVM turns into
+/// vector registers and independent add chains (a single running sum would be one
+/// serial chain and could not be vectorised without reordering the additions).
+const LANES: usize = 16;
+
+/// `Σ_p x[p]·y[p]` over equal-length slices, summed in [`LANES`] interleaved partial
+/// sums and then across them.
+#[inline]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(&a, &b)| a * b).sum();
+    for (xs, ys) in xc.zip(yc) {
+        for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
+            *s += a * b;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `c ← α·a·Bᵀ + β·c` for the row `a` (`k`), `B: n×k` and the row `c` (`n`): one dot
+/// product per row of B, which is read once, in storage order. `k ≥ 1`.
+fn row_dot_rows(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    for (cj, row) in c.iter_mut().zip(b.chunks_exact(a.len())) {
+        let v = alpha * dot(a, row);
+        *cj = if beta == 0.0 { v } else { v + beta * *cj };
+    }
+}
+
+/// `c ← α·a·B + β·c` for the row `a` (`k`), `B: k×n` and the row `c` (`n`): `c` is
+/// scaled once, then gains `α·a[p]·B[p, ..]` row by row (an axpy each), so B is read
+/// once, in storage order, and `c` stays in L1. `k ≥ 1`.
+fn row_times_matrix(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    if beta == 0.0 {
+        c.fill(0.0);
+    } else if beta != 1.0 {
+        c.iter_mut().for_each(|v| *v *= beta);
+    }
+    if c.is_empty() {
+        return;
+    }
+    for (&ap, row) in a.iter().zip(b.chunks_exact(c.len())) {
+        let s = alpha * ap;
+        for (cj, &bj) in c.iter_mut().zip(row) {
+            *cj += s * bj;
+        }
+    }
+}
+
+/// `C ← α·aᵀ·b + β·C` for the rows `a` (`m`) and `b` (`n`), `C: m×n`: the outer
+/// product, written row by row. `n ≥ 1`.
+fn outer_product(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    for (&ai, c_row) in a.iter().zip(c.chunks_exact_mut(b.len())) {
+        let s = alpha * ai;
+        if beta == 0.0 {
+            c_row.iter_mut().zip(b).for_each(|(cj, &bj)| *cj = s * bj);
+        } else {
+            c_row.iter_mut().zip(b).for_each(|(cj, &bj)| *cj = s * bj + beta * *cj);
+        }
+    }
 }

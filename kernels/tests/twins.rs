@@ -67,6 +67,24 @@ fn gemm_layer_shapes_at_batch_7_match_naive() {
 }
 
 #[test]
+fn gemm_batch_one_paths_match_naive() {
+    // The three products of one layer at B = 1, which the wrappers route to the
+    // dot-product, axpy and outer-product loops (not the packed sgemm), on the model's
+    // width and on odd sizes around the 16-lane accumulator of the dot product.
+    for (s, &(alpha, beta)) in SCALARS.iter().enumerate() {
+        let seed = 2000 + 10 * s as u64;
+        check_gemm(Wrapper::Abt, 1, D, D, alpha, beta, seed); // y = x·Wᵀ
+        check_gemm(Wrapper::Ab, 1, D, D, alpha, beta, seed + 1); // dx = dy·W
+        check_gemm(Wrapper::Atb, D, 1, D, alpha, beta, seed + 2); // dW = dyᵀ·x
+        for &(k, n) in &[(15, 17), (16, 1), (17, 794), (794, 33)] {
+            check_gemm(Wrapper::Abt, 1, k, n, alpha, beta, seed + 3);
+            check_gemm(Wrapper::Ab, 1, k, n, alpha, beta, seed + 4);
+            check_gemm(Wrapper::Atb, k, 1, n, alpha, beta, seed + 5);
+        }
+    }
+}
+
+#[test]
 fn gemm_every_wrapper_with_every_scalar_pair() {
     for &(m, k, n) in &[(7, 33, 1), (33, 7, 33), (1, 794, 7)] {
         for &w in &Wrapper::ALL {

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use idmlp::data::{Dataset, FileKind, Split, SplitFiles};
 
+mod bench;
 mod default_job;
 mod eval;
 mod interpret;
@@ -46,6 +47,9 @@ enum Command {
     /// Layer-by-layer report of a trained model: report.html with contribution maps,
     /// likelihoods, per-layer accuracy and identity distance.
     Interpret(interpret::InterpretArgs),
+    /// Time training steps on random data: ms/step, GFLOP/s, the same step's GEMMs
+    /// alone, and heap allocations per step.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Interpret(args)) => interpret::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,226 @@
+//! `idmlp bench`: the cost of one training step on random data, next to the cost of
+//! the same step's GEMMs alone, with allocations counted.
+//!
+//! Steps and GEMM-only runs alternate (step, GEMMs, step, GEMMs, …) so that load from
+//! other processes on a shared machine hits both alike; "step ÷ GEMMs" is the median of
+//! the per-pair ratios.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::error::Error;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use idmlp::mlp::{Architecture, Init, Mlp};
+use idmlp::optim::{Adam, OptimizerKind};
+use idmlp::train::{StepGemms, Trainer};
+use idmlp_kernels::sgemm::sgemm_kernel_name;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::train::OptimizerArg;
+
+/// MNIST's shape: d = 28·28 pixels, C = 10 classes (D = 794).
+const PIXELS: usize = 784;
+const CLASSES: usize = 10;
+
+/// The learning rate of every optimizer here. The cost of a step does not depend on
+/// it, and a small one keeps thousands of steps on random labels finite (at batch 1
+/// the default 0.01 diverges within a few dozen steps on uniform random pixels).
+const LR: f32 = 1e-4;
+
+/// Random batches in rotation: training on random labels keeps the gradients large, so
+/// timing does not drift as a model fits one batch (or into denormals).
+const ROTATION: usize = 4;
+
+/// `idmlp bench` arguments.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Mini-batch size B.
+    #[arg(long, default_value_t = NonZeroUsize::new(100).unwrap())]
+    pub batch: NonZeroUsize,
+    /// Hidden layers L (width D = 794, MNIST's 784 pixels + 10 classes).
+    #[arg(long, default_value_t = NonZeroUsize::new(20).unwrap())]
+    pub layers: NonZeroUsize,
+    /// Update rule (lr 1e-4: the cost does not depend on it; μ 0.9, Adam's defaults).
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Momentum)]
+    pub optimizer: OptimizerArg,
+    /// Compute threads. Training runs on one thread; more are accepted and reported
+    /// as `threads_requested`.
+    #[arg(long, default_value_t = NonZeroUsize::new(1).unwrap())]
+    pub threads: NonZeroUsize,
+    /// Timed steps (each paired with one GEMM-only run).
+    #[arg(long, default_value_t = NonZeroUsize::new(20).unwrap())]
+    pub steps: NonZeroUsize,
+    /// Untimed steps first (the first one sizes every buffer).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Seed of the random data.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Counts heap allocations (alloc, alloc_zeroed, realloc calls) process-wide.
+///
+/// Why a global allocator in the binary: `idmlp bench` must report allocations per
+/// step, and only the global allocator sees them. The cost for every other command is
+/// one relaxed atomic add per allocation, negligible next to the allocation itself.
+struct CountingAlloc;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards its arguments unchanged to the system allocator, which
+// upholds the `GlobalAlloc` contract; the counter is a static atomic and never allocates.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed on unchanged.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Heap allocations so far in this process.
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Median, min and max of a non-empty sample (sorted in place).
+fn summary(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// `idmlp bench`.
+pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
+    let (batch, steps) = (args.batch.get(), args.steps.get());
+    let arch = Architecture::new(PIXELS, CLASSES, args.layers.get());
+    let kind = match args.optimizer {
+        OptimizerArg::Sgd => OptimizerKind::Sgd { lr: LR },
+        OptimizerArg::Momentum => OptimizerKind::Momentum { lr: LR, mu: 0.9 },
+        OptimizerArg::Adam => OptimizerKind::Adam(Adam { lr: LR, ..Adam::default() }),
+    };
+    if args.threads.get() > 1 {
+        eprintln!("note: --threads {} accepted; training runs on one thread", args.threads);
+    }
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed);
+    let data: Vec<(Vec<f32>, Vec<u32>)> = (0..ROTATION)
+        .map(|_| {
+            let x = (0..batch * PIXELS).map(|_| rng.random_range(0.0..1.0)).collect();
+            let y = (0..batch).map(|_| rng.random_range(0..CLASSES as u32)).collect();
+            (x, y)
+        })
+        .collect();
+    let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind);
+    let mut gemms = StepGemms::new(arch, batch);
+    // The first step sizes the tape, so the warm-up does allocate: reported, it shows
+    // that the counter works.
+    let warmup_before = allocations();
+    for i in 0..args.warmup.max(1) {
+        let (x, y) = &data[i % ROTATION];
+        trainer.step(x, y);
+        gemms.run();
+    }
+    let warmup_allocs = allocations() - warmup_before;
+
+    let (mut step_ms, mut gemm_ms, mut ratio) = (vec![], vec![], vec![]);
+    let mut step_allocs = 0;
+    let mut loss = 0.0;
+    for i in 0..steps {
+        let (x, y) = &data[i % ROTATION];
+        let before = allocations();
+        let t = Instant::now();
+        loss = trainer.step(x, y).loss;
+        let s = t.elapsed().as_secs_f64() * 1e3;
+        step_allocs += allocations() - before;
+        let t = Instant::now();
+        gemms.run();
+        let g = t.elapsed().as_secs_f64() * 1e3;
+        step_ms.push(s);
+        gemm_ms.push(g);
+        ratio.push(s / g);
+    }
+    if !loss.is_finite() {
+        // Still a valid timing (NaN costs the same as any float on AVX2), but say so.
+        eprintln!("note: the benchmark's random-label training diverged (loss {loss})");
+    }
+
+    let flops = arch.step_flops(batch) as f64;
+    let (median, min, max) = summary(&mut step_ms);
+    let (gemm_median, gemm_min, _) = summary(&mut gemm_ms);
+    let (ratio_median, _, _) = summary(&mut ratio);
+    let gflops = flops / (median * 1e-3) / 1e9;
+    let gemm_gflops = flops / (gemm_median * 1e-3) / 1e9;
+    let allocs_per_step = step_allocs as f64 / steps as f64;
+    if args.json {
+        let value = serde_json::json!({
+            "batch": batch,
+            "layers": arch.layers,
+            "width": arch.width(),
+            "threads": 1,
+            "threads_requested": args.threads.get(),
+            "optimizer": kind.name(),
+            "steps": steps,
+            "warmup": args.warmup.max(1),
+            "ms_per_step": median,
+            "ms_min": min,
+            "ms_max": max,
+            "gflops": gflops,
+            "step_flops": arch.step_flops(batch),
+            "gemm_ms": gemm_median,
+            "gemm_ms_min": gemm_min,
+            "gemm_gflops": gemm_gflops,
+            "step_over_gemm": ratio_median,
+            "allocs_per_step": allocs_per_step,
+            "allocs_warmup": warmup_allocs,
+            "kernel": sgemm_kernel_name(),
+            "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "idmlp bench: B = {batch}, L = {}, D = {}, {}, 1 thread, {steps} steps after {} warm-up ({} kernel)",
+        arch.layers,
+        arch.width(),
+        kind.name(),
+        args.warmup.max(1),
+        sgemm_kernel_name()
+    );
+    println!(
+        "step         median {median:8.2} ms   min {min:8.2}   max {max:8.2}   {gflops:6.1} GFLOP/s"
+    );
+    println!(
+        "GEMMs alone  median {gemm_median:8.2} ms   min {gemm_min:8.2}   {:>15}{gemm_gflops:6.1} GFLOP/s   ({} GEMMs, β = 0)",
+        "",
+        (3 * arch.layers).saturating_sub(1)
+    );
+    println!("step ÷ GEMMs {ratio_median:.3} (median of paired ratios)");
+    println!("allocations per step: {allocs_per_step} (warm-up: {warmup_allocs})");
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `idmlp bench` end to end on a tiny configuration: the JSON report has the promised
+//! keys, its numbers are sane, and a steady-state step allocates nothing (while the
+//! warm-up does, which shows that the counting allocator is live).
+#![cfg(feature = "cli")]
+
+use std::process::Command;
+
+#[test]
+fn bench_json_reports_step_cost_and_zero_allocations() {
+    let out = Command::new(env!("CARGO_BIN_EXE_idmlp"))
+        .args(["bench", "--batch", "4", "--layers", "2", "--steps", "3", "--json"])
+        .output()
+        .expect("run idmlp");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    for key in [
+        "batch",
+        "layers",
+        "threads",
+        "optimizer",
+        "ms_per_step",
+        "gflops",
+        "gemm_ms",
+        "allocs_per_step",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key} in {v}");
+    }
+    assert_eq!(v["batch"], 4);
+    assert_eq!(v["layers"], 2);
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["optimizer"], "momentum");
+    // 6·B·D²·L − 2·B·D² (the first layer needs no input gradient), D = 794.
+    assert_eq!(v["step_flops"], 2 * 4 * 794 * 794 * 5);
+    for key in ["ms_per_step", "gflops", "gemm_ms"] {
+        let x = v[key].as_f64().unwrap();
+        assert!(x.is_finite() && x > 0.0, "{key} = {x}");
+    }
+    assert_eq!(v["allocs_per_step"].as_f64(), Some(0.0), "a steady-state step allocated");
+    assert!(v["allocs_warmup"].as_u64().unwrap() > 0, "the allocation counter saw nothing");
+}
