@@ -32,6 +32,43 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
+/// Training blew up: where, and what was not finite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Diverged {
+    /// The step of the epoch (1-based) after which it was seen.
+    pub step: usize,
+    /// What was NaN or infinite.
+    pub what: Divergence,
+}
+
+/// The non-finite value that stopped training.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Divergence {
+    /// The step's loss.
+    Loss(f32),
+    /// A parameter after the epoch's last update.
+    Parameter {
+        /// Index in the flat parameter buffer.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.what {
+            Divergence::Loss(loss) => write!(f, "step {}: the loss is {loss}", self.step),
+            Divergence::Parameter { index, value } => {
+                write!(f, "after step {}: parameter {index} is {value}", self.step)
+            }
+        }
+    }
+}
+
+impl std::error::Error for Diverged {}
+
 /// A model with its optimizer, gradient buffer and tape.
 ///
 /// ```
@@ -106,30 +143,45 @@ impl Trainer {
     /// Trains one epoch of `stream` (until it returns `None`), with `x` (`B·d`) and
     /// `y` (`B`) as the reused batch buffers; `on_step` sees every step's stats (for a
     /// progress bar). Allocates nothing per step.
+    ///
+    /// Stops at the first step whose loss is NaN or infinite, and after the last step
+    /// if any parameter is: a diverged run is reported, never averaged into plausible
+    /// numbers. The model is then unusable; keep the last checkpoint instead.
     pub fn train_epoch(
         &mut self,
         stream: &mut BatchStream<'_>,
         x: &mut [f32],
         y: &mut [u32],
         mut on_step: impl FnMut(StepStats),
-    ) -> EpochStats {
+    ) -> Result<EpochStats, Diverged> {
         let start = Instant::now();
         let d = self.mlp.arch.inputs;
-        let (mut loss_sum, mut correct, mut samples) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut samples, mut steps) = (0.0f64, 0usize, 0usize, 0usize);
         while let Some(n) = stream.next_batch(x, y) {
             let stats = self.step(&x[..n * d], &y[..n]);
+            steps += 1;
+            if !stats.loss.is_finite() {
+                return Err(Diverged { step: steps, what: Divergence::Loss(stats.loss) });
+            }
             loss_sum += f64::from(stats.loss) * n as f64;
             correct += stats.correct;
             samples += n;
             on_step(stats);
         }
+        // The last update has not been seen by a loss yet.
+        if let Some(index) = self.mlp.params.iter().position(|p| !p.is_finite()) {
+            return Err(Diverged {
+                step: steps,
+                what: Divergence::Parameter { index, value: self.mlp.params[index] },
+            });
+        }
         let per_sample = |v: f64| if samples > 0 { v / samples as f64 } else { 0.0 };
-        EpochStats {
+        Ok(EpochStats {
             train_loss: per_sample(loss_sum),
             train_accuracy: per_sample(correct as f64),
             samples,
             seconds: start.elapsed().as_secs_f64(),
-        }
+        })
     }
 
     /// The model being trained.

@@ -196,3 +196,31 @@ fn no_arguments_runs_the_default_job_and_writes_a_working_report() {
     assert_eq!(metrics["layer_accuracy"].as_array().unwrap().len(), 20);
     assert!(metrics["test_accuracy"].as_f64().unwrap() > 0.85, "{metrics}");
 }
+
+#[test]
+fn divergence_stops_training_with_an_error_and_keeps_the_last_good_checkpoint() {
+    let tmp = TempDir::new("diverge");
+    let dir = tmp.path();
+    let out = dir.join("run");
+    let out_arg = out.to_str().unwrap();
+    let small = ["--layers", "2", "--epochs", "1"];
+    success(&idmlp_in(
+        dir,
+        &[&["train", "--data", MNIST_SAMPLE, "--out", out_arg], &small[..]].concat(),
+    ));
+    let model = out.join("model.idmlp");
+    let good = fs::read(&model).unwrap();
+
+    let run = idmlp_in(
+        dir,
+        &[&["train", "--data", MNIST_SAMPLE, "--out", out_arg, "--lr", "1e6"], &small[..]].concat(),
+    );
+    assert_eq!(run.status.code(), Some(1), "stdout: {}", text(&run.stdout));
+    let err = text(&run.stderr);
+    assert!(err.contains("training diverged in epoch 1, step "), "{err}");
+    assert!(err.contains("--lr"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The earlier run's checkpoint is untouched and still loads.
+    assert_eq!(fs::read(&model).unwrap(), good, "the good checkpoint was overwritten");
+    success(&idmlp_in(dir, &["eval", "--model", model.to_str().unwrap(), "--data", MNIST_SAMPLE]));
+}

@@ -268,14 +268,18 @@ pub fn train_model(
             bar.inc(1);
         });
         bar.finish_and_clear();
-        if !stats.train_loss.is_finite() {
-            return Err(format!(
-                "training diverged in epoch {epoch}: the loss is {} (try a smaller --lr); the last good checkpoint stays at {}",
-                stats.train_loss,
-                model_path.display()
-            )
-            .into());
-        }
+        let stats = stats.map_err(|diverged| {
+            let kept = if epoch > 1 {
+                format!(
+                    "the last good checkpoint (epoch {}) stays at {}",
+                    epoch - 1,
+                    model_path.display()
+                )
+            } else {
+                "this run wrote no checkpoint".to_string()
+            };
+            format!("training diverged in epoch {epoch}, {diverged} (try a smaller --lr); {kept}")
+        })?;
         let test_accuracy = test.map(|t| {
             let metrics = evaluate(&mut interpreter, &arch, &trainer.mlp().params, t, hyper.batch);
             metrics.accuracy().last().copied().unwrap_or(0.0)
