@@ -1,4 +1,4 @@
-//! Row-major GEMM wrappers over the packed [`sgemm`](crate::sgemm::sgemm).
+//! Row-major GEMM wrappers over the packed [`sgemm`].
 //!
 //! `C ← α·op(A)·op(B) + β·C` where `C` is `m×n` and the shared dimension is `k`.
 //! With `β = 0`, `C` is not read (it may hold NaN). Strides are in elements, so a
