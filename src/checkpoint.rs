@@ -12,7 +12,7 @@
 //! 29       1    relu′(0) (0 or 1)
 //! 30       1    init (0 identity, 1 He, 2 Xavier)
 //! 31       1    reserved, 0
-//! 32       4    init scale (f32; identity init's s)
+//! 32       4    init scale (f32; identity init's s, +0.0 for the others)
 //! 36       4    reserved, 0
 //! 40       8    parameter count = L·(D² + D), D = d + C
 //! 48       8    checksum: FNV-1a over the payload's 64-bit words
@@ -264,12 +264,15 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointErro
         v => return Err(bad("relu'(0)", u64::from(v))),
     };
     let scale = f32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes"));
-    let init = match bytes[30] {
-        0 if scale.is_finite() => Init::Identity { scale },
-        0 => return Err(bad("init scale", u64::from(scale.to_bits()))),
-        1 => Init::He,
-        2 => Init::Xavier,
-        v => return Err(bad("init", u64::from(v))),
+    // Only identity init has a scale; the others store +0.0, so that every accepted
+    // header is the one `save` writes (fuzzer finding,
+    // fuzz/regressions/checkpoint_parse/xavier-nonzero-init-scale).
+    let init = match (bytes[30], scale.to_bits()) {
+        (0, _) if scale.is_finite() => Init::Identity { scale },
+        (1, 0) => Init::He,
+        (2, 0) => Init::Xavier,
+        (0..=2, bits) => return Err(bad("init scale", u64::from(bits))),
+        (v, _) => return Err(bad("init", u64::from(v))),
     };
     // Reserved bytes must be zero, so a later version can give them a meaning.
     for (field, value) in [
@@ -392,5 +395,38 @@ impl MappedCheckpoint {
     /// The mapped file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Input cap of the fuzz target: a tiny model's checkpoint is a few hundred bytes, and
+/// larger inputs only slow the fuzzer down.
+#[doc(hidden)]
+pub const FUZZ_MAX_LEN: usize = 1 << 20;
+
+/// Body of the `checkpoint_parse` fuzz target (fuzz/), public so that
+/// `tests/checkpoint_fuzz.rs` replays the committed corpus through it on stable Rust.
+///
+/// Parses `data` (capped at [`FUZZ_MAX_LEN`] bytes); when it is accepted, checks that
+/// the parameter count is `L·(D² + D)`, that the length is `64 + 4·count`, and that
+/// re-encoding the metadata reproduces the header byte for byte (so every field the
+/// loader accepts means exactly one thing). Panics only if an invariant is broken,
+/// which is a bug.
+#[doc(hidden)]
+pub fn fuzz_checkpoint_parse(data: &[u8]) {
+    let data = &data[..data.len().min(FUZZ_MAX_LEN)];
+    match parse(Path::new("fuzz"), data) {
+        Ok(meta) => {
+            let arch = &meta.arch;
+            let width = arch.inputs as u64 + arch.classes as u64;
+            let count = (width * width + width) * arch.layers as u64;
+            assert_eq!(arch.param_count() as u64, count);
+            assert_eq!(data.len() as u64, HEADER_LEN as u64 + 4 * count);
+            let payload = &data[HEADER_LEN..];
+            assert_eq!(encode_header(&meta, checksum(payload)), data[..HEADER_LEN]);
+        }
+        Err(e) => {
+            assert!(matches!(&e, CheckpointError::Invalid { .. }), "{e:?}");
+            let _ = e.to_string();
+        }
     }
 }
