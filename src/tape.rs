@@ -282,14 +282,6 @@ impl<'t> Graph<'t> {
         out
     }
 
-    /// A constant `rows × cols` leaf filled in place by `fill` (which must write every
-    /// element): saves the copy of [`Graph::input`] when the data is produced on the fly.
-    pub fn input_with(&mut self, rows: usize, cols: usize, fill: impl FnOnce(&mut [f32])) -> Node {
-        let out = self.tape.alloc(rows, cols, false);
-        fill(&mut self.tape.values[out.range()]);
-        out
-    }
-
     /// A parameter leaf: `rows × cols` elements of the parameter buffer from `offset`.
     #[track_caller]
     pub fn param(&mut self, offset: usize, rows: usize, cols: usize) -> Node {
