@@ -88,6 +88,33 @@ impl Optimizer {
         self.steps
     }
 
+    /// The moments, in the parameter layout: `(first, second)`. Momentum keeps its
+    /// velocity in `first`; Adam uses both; SGD has none (both empty).
+    pub fn moments(&self) -> (&[f32], &[f32]) {
+        (&self.first, &self.second)
+    }
+
+    /// Continues from saved state: `steps` taken and the moments as returned by
+    /// [`Optimizer::moments`]. Fails, changing nothing, when a moment's length does
+    /// not match this optimizer's.
+    pub fn restore(
+        &mut self,
+        steps: u64,
+        first: &[f32],
+        second: &[f32],
+    ) -> Result<(), StateMismatch> {
+        if first.len() != self.first.len() || second.len() != self.second.len() {
+            return Err(StateMismatch {
+                expected: (self.first.len(), self.second.len()),
+                found: (first.len(), second.len()),
+            });
+        }
+        self.first.copy_from_slice(first);
+        self.second.copy_from_slice(second);
+        self.steps = steps;
+        Ok(())
+    }
+
     /// One update of `params` from `grads` (same layout). Allocates nothing.
     #[track_caller]
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
@@ -104,3 +131,24 @@ impl Optimizer {
         }
     }
 }
+
+/// Saved optimizer state whose moment lengths do not fit the optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateMismatch {
+    /// `(first, second)` moment lengths this optimizer has.
+    pub expected: (usize, usize),
+    /// `(first, second)` lengths offered.
+    pub found: (usize, usize),
+}
+
+impl std::fmt::Display for StateMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "optimizer state has moments of {} and {} values; this optimizer needs {} and {}",
+            self.found.0, self.found.1, self.expected.0, self.expected.1
+        )
+    }
+}
+
+impl std::error::Error for StateMismatch {}
