@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field (all little-endian)
 //!  0       8    magic  b"IDMLPCK\0"
-//!  8       4    format version (1)
+//!  8       4    format version (2; version 1 files are still read)
 //! 12       4    header length (64)
 //! 16       4    d       inputs
 //! 20       4    C       classes
@@ -16,8 +16,10 @@
 //! 36       4    reserved, 0
 //! 40       8    parameter count = L·(D² + D), D = d + C
 //! 48       8    checksum: FNV-1a over the payload's 64-bit words
-//! 56       8    reserved, 0
+//! 56       8    training-state length s in bytes (0: weights only; reserved, 0 in v1)
 //! 64       4·n  parameters W_1, b_1, …, W_L, b_L as f32
+//! 64+4n    s    training state (optimizer moments, batch order, epoch totals,
+//!               history; layout in `checkpoint/state.rs`), v2 only
 //! ```
 //!
 //! The payload starts at byte 64, so a mapped file (page-aligned) casts to `&[f32]`
@@ -25,6 +27,10 @@
 //! are renamed over the target: a crash leaves the old checkpoint or the new one,
 //! never a torn file. Loading validates every field against the file length with
 //! checked arithmetic before it reads the payload, then verifies the checksum.
+//!
+//! A checkpoint written by `idmlp train` also carries the [`TrainingState`], so that
+//! a run can continue exactly where it stopped; the weights-only readers
+//! ([`load`], [`MappedCheckpoint`]) ignore it.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -34,10 +40,16 @@ use std::path::{Path, PathBuf};
 use crate::mlp::{Architecture, ClassActivation, Init, Mlp};
 use crate::tape::ReluGradAtZero;
 
+mod state;
+
+pub use state::{CompletedEpoch, TrainingState};
+
 /// The first 8 bytes of every checkpoint.
 pub const MAGIC: [u8; 8] = *b"IDMLPCK\0";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The oldest format version this build reads (weights only, no training state).
+pub const OLDEST_VERSION: u32 = 1;
 /// Header length in bytes; the payload starts here.
 pub const HEADER_LEN: usize = 64;
 
@@ -108,6 +120,11 @@ pub enum Problem {
         /// Bytes the header implies.
         expected: u64,
     },
+    /// The training-state section is malformed.
+    BadState {
+        /// What is wrong with it.
+        what: &'static str,
+    },
     /// The payload does not match its checksum: the file is corrupted.
     ChecksumMismatch {
         /// The header's checksum.
@@ -128,7 +145,10 @@ impl fmt::Display for Problem {
             }
             Problem::BadMagic => write!(f, "not an idmlp checkpoint (wrong magic bytes)"),
             Problem::UnsupportedVersion { found } => {
-                write!(f, "format version {found}; this build reads version {VERSION}")
+                write!(
+                    f,
+                    "format version {found}; this build reads versions {OLDEST_VERSION} to {VERSION}"
+                )
             }
             Problem::BadField { field, value } => {
                 write!(f, "header field `{field}` has impossible value {value}")
@@ -140,6 +160,7 @@ impl fmt::Display for Problem {
                 let how = if actual < expected { "truncated" } else { "has trailing bytes" };
                 write!(f, "file is {actual} bytes but its header implies {expected}: {how}")
             }
+            Problem::BadState { what } => write!(f, "bad training state: {what}"),
             Problem::ChecksumMismatch { stored, computed } => {
                 write!(
                     f,
@@ -184,23 +205,40 @@ impl CheckpointError {
 /// FNV-1a over the payload read as little-endian 64-bit words (tail bytes zero-padded):
 /// one multiply per 8 bytes, so 50 MB checks in a few milliseconds.
 pub fn checksum(payload: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut words = payload.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes(word.try_into().expect("8-byte chunk"));
-        hash = (hash ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut tail = [0u8; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    (hash ^ u64::from_le_bytes(tail) ^ payload.len() as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    checksum_parts(&[payload])
 }
 
-/// Encodes the 64-byte header for `meta` and a payload with checksum `sum`.
-fn encode_header(meta: &CheckpointMeta, sum: u64) -> [u8; HEADER_LEN] {
+/// [`checksum`] continued part after part: the header's checksum of a file with a
+/// training state is `checksum_parts(&[params, state])`. One part gives exactly
+/// `checksum(part)`, so weights-only files of both versions agree.
+pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        let mut words = part.chunks_exact(8);
+        for word in &mut words {
+            let w = u64::from_le_bytes(word.try_into().expect("8-byte chunk"));
+            hash = (hash ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let mut tail = [0u8; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        hash = (hash ^ u64::from_le_bytes(tail) ^ part.len() as u64)
+            .wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Encodes the 64-byte header of a `version` file for `meta`, a training state of
+/// `state_len` bytes and a payload with checksum `sum`.
+fn encode_header(
+    meta: &CheckpointMeta,
+    version: u32,
+    state_len: u64,
+    sum: u64,
+) -> [u8; HEADER_LEN] {
     let arch = &meta.arch;
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
     let u32_field = |v: usize| u32::try_from(v).expect("model dimension fits u32").to_le_bytes();
     h[16..20].copy_from_slice(&u32_field(arch.inputs));
@@ -223,12 +261,28 @@ fn encode_header(meta: &CheckpointMeta, sum: u64) -> [u8; HEADER_LEN] {
     h[32..36].copy_from_slice(&scale.to_le_bytes());
     h[40..48].copy_from_slice(&(arch.param_count() as u64).to_le_bytes());
     h[48..56].copy_from_slice(&sum.to_le_bytes());
+    h[56..64].copy_from_slice(&state_len.to_le_bytes());
     h
+}
+
+/// Where a validated file's parts are.
+struct Layout {
+    meta: CheckpointMeta,
+    version: u32,
+    /// The parameters' byte range.
+    params: std::ops::Range<usize>,
+    /// The training state's byte range (empty when there is none).
+    state: std::ops::Range<usize>,
 }
 
 /// Validates a whole checkpoint image (header and payload) and returns its metadata.
 /// Pure: `bytes` is the file's content; `path` only names it in errors.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointError> {
+    validate(path, bytes).map(|layout| layout.meta)
+}
+
+/// [`parse`], keeping where the parameters and the training state are.
+fn validate(path: &Path, bytes: &[u8]) -> Result<Layout, CheckpointError> {
     let invalid = |problem| CheckpointError::Invalid { path: path.to_path_buf(), problem };
     let len = bytes.len() as u64;
     if bytes.len() < HEADER_LEN {
@@ -240,7 +294,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointErro
         return Err(invalid(Problem::BadMagic));
     }
     let version = u32_at(8);
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(invalid(Problem::UnsupportedVersion { found: version }));
     }
     let bad = |field, value: u64| invalid(Problem::BadField { field, value });
@@ -278,7 +332,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointErro
     for (field, value) in [
         ("reserved 31", u64::from(bytes[31])),
         ("reserved 36..40", u64::from(u32_at(36))),
-        ("reserved 56..64", u64_at(56)),
+        ("reserved 56..64", if version == 1 { u64_at(56) } else { 0 }),
     ] {
         if value != 0 {
             return Err(bad(field, value));
@@ -295,14 +349,21 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointErro
     if count != expected {
         return Err(invalid(Problem::ParamCountMismatch { header: count, expected }));
     }
-    let file_len = count.checked_mul(4).and_then(|p| p.checked_add(HEADER_LEN as u64));
-    match file_len {
-        Some(want) if want == len => {}
-        Some(want) => return Err(invalid(Problem::LengthMismatch { actual: len, expected: want })),
-        None => return Err(bad("parameter count", count)),
+    let state_len = u64_at(56);
+    let params_end = count
+        .checked_mul(4)
+        .and_then(|p| p.checked_add(HEADER_LEN as u64))
+        .ok_or_else(|| bad("parameter count", count))?;
+    let file_len =
+        params_end.checked_add(state_len).ok_or_else(|| bad("training-state length", state_len))?;
+    if file_len != len {
+        return Err(invalid(Problem::LengthMismatch { actual: len, expected: file_len }));
     }
+    // Both ends are at most `len`, which is a `usize`.
+    let params_end = params_end as usize;
     let stored = u64_at(48);
-    let computed = checksum(&bytes[HEADER_LEN..]);
+    let parts = [&bytes[HEADER_LEN..params_end], &bytes[params_end..]];
+    let computed = checksum_parts(&parts[..if state_len == 0 { 1 } else { 2 }]);
     if stored != computed {
         return Err(invalid(Problem::ChecksumMismatch { stored, computed }));
     }
@@ -313,13 +374,43 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointErro
         class_activation,
         relu_grad_at_zero,
     };
-    Ok(CheckpointMeta { arch, init })
+    let layout = Layout {
+        meta: CheckpointMeta { arch, init },
+        version,
+        params: HEADER_LEN..params_end,
+        state: params_end..bytes.len(),
+    };
+    if !layout.state.is_empty() {
+        // Validated whole here, so that every accepted file loads.
+        state::decode(&bytes[layout.state.clone()], arch.param_count())
+            .map_err(|what| invalid(Problem::BadState { what }))?;
+    }
+    Ok(layout)
 }
 
 /// Writes `mlp` to `path` atomically: a temporary file in the same directory is
 /// written, synced and renamed over `path`.
 pub fn save(path: impl AsRef<Path>, mlp: &Mlp, init: Init) -> Result<(), CheckpointError> {
-    let path = path.as_ref();
+    write(path.as_ref(), mlp, init, None)
+}
+
+/// Writes `mlp` with the [`TrainingState`] a run needs to continue, atomically as
+/// [`save`] does. The state's optimizer must cover `mlp`'s parameters.
+pub fn save_with_state(
+    path: impl AsRef<Path>,
+    mlp: &Mlp,
+    init: Init,
+    state: &TrainingState,
+) -> Result<(), CheckpointError> {
+    write(path.as_ref(), mlp, init, Some(state))
+}
+
+fn write(
+    path: &Path,
+    mlp: &Mlp,
+    init: Init,
+    state: Option<&TrainingState>,
+) -> Result<(), CheckpointError> {
     let io_err = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let meta = CheckpointMeta { arch: mlp.arch, init };
     assert_eq!(
@@ -328,8 +419,11 @@ pub fn save(path: impl AsRef<Path>, mlp: &Mlp, init: Init) -> Result<(), Checkpo
         "save: parameter buffer does not match the architecture"
     );
     let payload = params_as_le_bytes(&mlp.params);
-    let header = encode_header(&meta, checksum(&payload));
-    crate::atomic::write_parts(path, &[&header, &payload]).map_err(io_err)
+    let state = state.map(|s| state::encode(s, mlp.params.len())).unwrap_or_default();
+    let parts: [&[u8]; 2] = [&payload, &state];
+    let sum = checksum_parts(&parts[..if state.is_empty() { 1 } else { 2 }]);
+    let header = encode_header(&meta, VERSION, state.len() as u64, sum);
+    crate::atomic::write_parts(path, &[&header, &payload, &state]).map_err(io_err)
 }
 
 /// The parameters as little-endian bytes: a borrow on little-endian hosts, a copy elsewhere.
@@ -341,17 +435,36 @@ fn params_as_le_bytes(params: &[f32]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// A checkpoint read into memory: metadata and an owned model.
+/// A checkpoint read into memory: metadata and an owned model (any training state is
+/// validated and then ignored).
 pub fn load(path: impl AsRef<Path>) -> Result<(Mlp, CheckpointMeta), CheckpointError> {
+    let (mlp, meta, _) = load_with_state(path)?;
+    Ok((mlp, meta))
+}
+
+/// [`load`], plus the [`TrainingState`] when the file has one (written by
+/// [`save_with_state`], e.g. by `idmlp train`).
+pub fn load_with_state(
+    path: impl AsRef<Path>,
+) -> Result<(Mlp, CheckpointMeta, Option<TrainingState>), CheckpointError> {
     let path = path.as_ref();
     let bytes = fs::read(path)
         .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
-    let meta = parse(path, &bytes)?;
-    let params = bytes[HEADER_LEN..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .collect();
-    Ok((Mlp { arch: meta.arch, params }, meta))
+    let layout = validate(path, &bytes)?;
+    let params = f32s_from_le(&bytes[layout.params]);
+    let state = if layout.state.is_empty() {
+        None
+    } else {
+        let state = state::decode(&bytes[layout.state], params.len())
+            .expect("the training state was validated by `validate`");
+        Some(state)
+    };
+    Ok((Mlp { arch: layout.meta.arch, params }, layout.meta, state))
+}
+
+/// Little-endian f32s, copied out of `bytes` (a multiple of 4 long).
+fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
 }
 
 /// A checkpoint mapped read-only: the parameters are borrowed from the map, never
@@ -360,6 +473,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<(Mlp, CheckpointMeta), CheckpointE
 pub struct MappedCheckpoint {
     meta: CheckpointMeta,
     map: memmap2::Mmap,
+    /// The parameters' byte range in `map`.
+    params: std::ops::Range<usize>,
     path: PathBuf,
 }
 
@@ -370,16 +485,21 @@ impl MappedCheckpoint {
         let io_err = |source| CheckpointError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io_err)?;
         let map = crate::idx::map_file(&file).map_err(io_err)?;
-        let meta = parse(path, &map)?;
+        let layout = validate(path, &map)?;
         if cfg!(target_endian = "big")
-            || bytemuck::try_cast_slice::<u8, f32>(&map[HEADER_LEN..]).is_err()
+            || bytemuck::try_cast_slice::<u8, f32>(&map[layout.params.clone()]).is_err()
         {
             return Err(io_err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "zero-copy load needs a little-endian host; use checkpoint::load",
             )));
         }
-        Ok(MappedCheckpoint { meta, map, path: path.to_path_buf() })
+        Ok(MappedCheckpoint {
+            meta: layout.meta,
+            map,
+            params: layout.params,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The architecture and init.
@@ -389,7 +509,7 @@ impl MappedCheckpoint {
 
     /// The flat parameters, borrowed from the map.
     pub fn params(&self) -> &[f32] {
-        bytemuck::cast_slice(&self.map[HEADER_LEN..])
+        bytemuck::cast_slice(&self.map[self.params.clone()])
     }
 
     /// The mapped file.
@@ -407,22 +527,29 @@ pub const FUZZ_MAX_LEN: usize = 1 << 20;
 /// `tests/checkpoint_fuzz.rs` replays the committed corpus through it on stable Rust.
 ///
 /// Parses `data` (capped at [`FUZZ_MAX_LEN`] bytes); when it is accepted, checks that
-/// the parameter count is `L·(D² + D)`, that the length is `64 + 4·count`, and that
-/// re-encoding the metadata reproduces the header byte for byte (so every field the
-/// loader accepts means exactly one thing). Panics only if an invariant is broken,
-/// which is a bug.
+/// the parameter count is `L·(D² + D)`, that the length is `64 + 4·count + state`, and
+/// that re-encoding the metadata and the training state reproduces the file byte for
+/// byte (so every field the loader accepts means exactly one thing). Panics only if an
+/// invariant is broken, which is a bug.
 #[doc(hidden)]
 pub fn fuzz_checkpoint_parse(data: &[u8]) {
     let data = &data[..data.len().min(FUZZ_MAX_LEN)];
-    match parse(Path::new("fuzz"), data) {
-        Ok(meta) => {
+    match validate(Path::new("fuzz"), data) {
+        Ok(Layout { meta, version, params, state }) => {
             let arch = &meta.arch;
             let width = arch.inputs as u64 + arch.classes as u64;
             let count = (width * width + width) * arch.layers as u64;
             assert_eq!(arch.param_count() as u64, count);
-            assert_eq!(data.len() as u64, HEADER_LEN as u64 + 4 * count);
-            let payload = &data[HEADER_LEN..];
-            assert_eq!(encode_header(&meta, checksum(payload)), data[..HEADER_LEN]);
+            assert_eq!(params, HEADER_LEN..HEADER_LEN + 4 * count as usize);
+            assert_eq!(state.end, data.len());
+            let sum = u64::from_le_bytes(data[48..56].try_into().expect("8 bytes"));
+            let header = encode_header(&meta, version, state.len() as u64, sum);
+            assert_eq!(header, data[..HEADER_LEN]);
+            if !state.is_empty() {
+                let decoded = state::decode(&data[state.clone()], count as usize)
+                    .expect("accepted state decodes");
+                assert_eq!(state::encode(&decoded, count as usize), data[state]);
+            }
         }
         Err(e) => {
             assert!(matches!(&e, CheckpointError::Invalid { .. }), "{e:?}");

@@ -1,6 +1,7 @@
 //! The reusable training step: a model, its optimizer, and every buffer a step needs,
 //! owned in one place so that after the first step nothing is allocated.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use idmlp_kernels::{argmax, gemm_ab, gemm_abt, gemm_atb};
@@ -30,6 +31,35 @@ pub struct EpochStats {
     pub samples: usize,
     /// Wall time of the epoch.
     pub seconds: f64,
+}
+
+/// Running totals of an epoch in progress, kept across an interruption (see
+/// [`Trainer::train_epoch_until`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochProgress {
+    /// Steps taken this epoch.
+    pub steps: u64,
+    /// Samples trained on this epoch.
+    pub samples: u64,
+    /// Samples the last layer got right (before their batch's update).
+    pub correct: u64,
+    /// Sum over samples of the loss (each batch's mean loss times its size).
+    pub loss_sum: f64,
+    /// Wall time spent in the epoch so far.
+    pub seconds: f64,
+}
+
+impl EpochProgress {
+    /// The averages so far.
+    pub fn stats(&self) -> EpochStats {
+        let per_sample = |v: f64| if self.samples > 0 { v / self.samples as f64 } else { 0.0 };
+        EpochStats {
+            train_loss: per_sample(self.loss_sum),
+            train_accuracy: per_sample(self.correct as f64),
+            samples: self.samples as usize,
+            seconds: self.seconds,
+        }
+    }
 }
 
 /// Training blew up: where, and what was not finite.
@@ -154,34 +184,55 @@ impl Trainer {
         y: &mut [u32],
         mut on_step: impl FnMut(StepStats),
     ) -> Result<EpochStats, Diverged> {
+        let mut progress = EpochProgress::default();
+        let finished = self.train_epoch_until(stream, x, y, &mut progress, |stats| {
+            on_step(stats);
+            ControlFlow::Continue(())
+        })?;
+        Ok(finished.expect("on_step never breaks"))
+    }
+
+    /// [`Trainer::train_epoch`] that can stop between steps and continue later:
+    /// `progress` carries the epoch's running totals across calls (start from
+    /// `EpochProgress::default()`), and `on_step` returning `Break` stops after the
+    /// step it saw, with `Ok(None)`. The stream's [`BatchStream::state`] and
+    /// `progress` then say exactly where the epoch stands, so a run saved there and
+    /// resumed later ends bit for bit where an uninterrupted one would.
+    pub fn train_epoch_until(
+        &mut self,
+        stream: &mut BatchStream<'_>,
+        x: &mut [f32],
+        y: &mut [u32],
+        progress: &mut EpochProgress,
+        mut on_step: impl FnMut(StepStats) -> ControlFlow<()>,
+    ) -> Result<Option<EpochStats>, Diverged> {
         let start = Instant::now();
+        let seconds_before = progress.seconds;
         let d = self.mlp.arch.inputs;
-        let (mut loss_sum, mut correct, mut samples, mut steps) = (0.0f64, 0usize, 0usize, 0usize);
         while let Some(n) = stream.next_batch(x, y) {
             let stats = self.step(&x[..n * d], &y[..n]);
-            steps += 1;
+            progress.steps += 1;
+            let step = progress.steps as usize;
             if !stats.loss.is_finite() {
-                return Err(Diverged { step: steps, what: Divergence::Loss(stats.loss) });
+                return Err(Diverged { step, what: Divergence::Loss(stats.loss) });
             }
-            loss_sum += f64::from(stats.loss) * n as f64;
-            correct += stats.correct;
-            samples += n;
-            on_step(stats);
+            progress.loss_sum += f64::from(stats.loss) * n as f64;
+            progress.correct += stats.correct as u64;
+            progress.samples += n as u64;
+            progress.seconds = seconds_before + start.elapsed().as_secs_f64();
+            if on_step(stats).is_break() {
+                return Ok(None);
+            }
         }
         // The last update has not been seen by a loss yet.
         if let Some(index) = self.mlp.params.iter().position(|p| !p.is_finite()) {
             return Err(Diverged {
-                step: steps,
+                step: progress.steps as usize,
                 what: Divergence::Parameter { index, value: self.mlp.params[index] },
             });
         }
-        let per_sample = |v: f64| if samples > 0 { v / samples as f64 } else { 0.0 };
-        Ok(EpochStats {
-            train_loss: per_sample(loss_sum),
-            train_accuracy: per_sample(correct as f64),
-            samples,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        progress.seconds = seconds_before + start.elapsed().as_secs_f64();
+        Ok(Some(progress.stats()))
     }
 
     /// The model being trained.

@@ -4,9 +4,14 @@
 mod common;
 
 use common::TempDir;
-use idmlp::checkpoint::{self, CheckpointError, HEADER_LEN, MappedCheckpoint, Problem};
+use idmlp::checkpoint::{
+    self, CheckpointError, CompletedEpoch, HEADER_LEN, MappedCheckpoint, Problem, TrainingState,
+};
+use idmlp::data::StreamState;
 use idmlp::mlp::{Architecture, ClassActivation, Init, Mlp};
+use idmlp::optim::{Adam, Optimizer, OptimizerKind};
 use idmlp::tape::ReluGradAtZero;
+use idmlp::train::EpochProgress;
 
 fn model() -> Mlp {
     let arch = Architecture {
@@ -131,4 +136,128 @@ fn a_missing_file_is_an_io_error_naming_it() {
     assert!(matches!(err, CheckpointError::Io { .. }));
     assert_eq!(err.path(), path);
     assert!(err.to_string().contains("nope.idmlp"));
+}
+
+fn training_state(mlp: &Mlp, kind: OptimizerKind) -> TrainingState {
+    let mut optimizer = Optimizer::new(kind, mlp.params.len());
+    let grads: Vec<f32> = (0..mlp.params.len()).map(|i| (i as f32 * 0.11).cos()).collect();
+    let mut params = mlp.params.clone();
+    for _ in 0..3 {
+        optimizer.step(&mut params, &grads);
+    }
+    TrainingState {
+        optimizer,
+        batch_size: 7,
+        stream: StreamState { seed: 11, epoch: 2, cursor: 14 },
+        train_samples: 30,
+        epoch: EpochProgress { steps: 2, samples: 14, correct: 9, loss_sum: 12.5, seconds: 0.25 },
+        history: vec![
+            CompletedEpoch {
+                train_loss: 2.1,
+                train_accuracy: 0.3,
+                test_accuracy: Some(0.4),
+                seconds: 1.5,
+            },
+            CompletedEpoch {
+                train_loss: 1.1,
+                train_accuracy: 0.6,
+                test_accuracy: None,
+                seconds: 1.0,
+            },
+        ],
+    }
+}
+
+#[test]
+fn training_state_round_trips_for_every_optimizer() {
+    let dir = TempDir::new("state");
+    let path = dir.path().join("model.idmlp");
+    let mlp = model();
+    for kind in [
+        OptimizerKind::Sgd { lr: 0.1 },
+        OptimizerKind::Momentum { lr: 0.01, mu: 0.9 },
+        OptimizerKind::Adam(Adam::default()),
+    ] {
+        let state = training_state(&mlp, kind);
+        checkpoint::save_with_state(&path, &mlp, Init::default(), &state).unwrap();
+        let (loaded, meta, loaded_state) = checkpoint::load_with_state(&path).unwrap();
+        assert_eq!(meta.arch, mlp.arch);
+        assert_eq!(bits(&loaded.params), bits(&mlp.params));
+        assert_eq!(loaded_state.as_ref(), Some(&state), "{kind:?}");
+        // The weights-only readers see the same weights and skip the state.
+        assert_eq!(bits(&checkpoint::load(&path).unwrap().0.params), bits(&mlp.params));
+        assert_eq!(bits(MappedCheckpoint::open(&path).unwrap().params()), bits(&mlp.params));
+    }
+    checkpoint::save(&path, &mlp, Init::default()).unwrap();
+    assert_eq!(checkpoint::load_with_state(&path).unwrap().2, None);
+}
+
+#[test]
+fn version_1_files_still_load_and_keep_their_reserved_bytes_zero() {
+    let dir = TempDir::new("v1");
+    let path = dir.path().join("model.idmlp");
+    let mlp = model();
+    checkpoint::save(&path, &mlp, Init::default()).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8] = 1; // the version is outside the checksum
+    std::fs::write(&path, &bytes).unwrap();
+    let (loaded, _, state) = checkpoint::load_with_state(&path).unwrap();
+    assert_eq!(bits(&loaded.params), bits(&mlp.params));
+    assert_eq!(state, None);
+    // Version 1 has no training state: bytes 56..64 are reserved there.
+    bytes[56] = 4;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = checkpoint::load(&path).unwrap_err();
+    assert!(matches!(problem(&err), Problem::BadField { field: "reserved 56..64", .. }), "{err}");
+}
+
+/// Saves a model with a momentum state, lets `damage` edit the state section (and the
+/// header's state length, for truncation), re-signs the file so the checksum holds,
+/// and returns the loader's error.
+fn damaged_state(name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> (TempDir, CheckpointError) {
+    let dir = TempDir::new(name);
+    let path = dir.path().join("model.idmlp");
+    let mlp = model();
+    let state = training_state(&mlp, OptimizerKind::Momentum { lr: 0.01, mu: 0.9 });
+    checkpoint::save_with_state(&path, &mlp, Init::default(), &state).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let params_end = HEADER_LEN + 4 * mlp.params.len();
+    let mut section = bytes[params_end..].to_vec();
+    damage(&mut section);
+    let mut file = bytes[..params_end].to_vec();
+    file[56..64].copy_from_slice(&(section.len() as u64).to_le_bytes());
+    let sum = checkpoint::checksum_parts(&[&bytes[HEADER_LEN..params_end], &section]);
+    file[48..56].copy_from_slice(&sum.to_le_bytes());
+    file.extend_from_slice(&section);
+    std::fs::write(&path, &file).unwrap();
+    let err = checkpoint::load_with_state(&path).unwrap_err();
+    let mapped_err = MappedCheckpoint::open(&path).unwrap_err();
+    assert_eq!(err.to_string(), mapped_err.to_string(), "owned and mapped loads disagree");
+    assert!(err.to_string().contains("model.idmlp"), "error does not name the file: {err}");
+    (dir, err)
+}
+
+#[test]
+fn a_lying_training_state_is_refused_with_the_field_named() {
+    let cases: [(&str, fn(&mut Vec<u8>), &str); 6] = [
+        ("tag", |s| s[0] = b'X', "wrong tag"),
+        ("optimizer", |s| s[8] = 9, "unknown optimizer"),
+        ("lr", |s| s[12..16].copy_from_slice(&f32::NAN.to_le_bytes()), "learning rate"),
+        ("cursor", |s| s[56..64].copy_from_slice(&99u64.to_le_bytes()), "epoch position"),
+        // Claims a million completed epochs: refused by length, nothing allocated.
+        (
+            "history",
+            |s| {
+                s[48..56].copy_from_slice(&1_000_000u64.to_le_bytes());
+                s[112..120].copy_from_slice(&1_000_000u64.to_le_bytes());
+            },
+            "length disagrees with the number of completed epochs",
+        ),
+        ("moments", |s| s.truncate(200), "too short for the optimizer's moments"),
+    ];
+    for (name, damage, expected) in cases {
+        let (_, err) = damaged_state(name, damage);
+        assert!(matches!(problem(&err), Problem::BadState { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(expected), "{name}: {err}");
+    }
 }
