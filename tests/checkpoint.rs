@@ -239,7 +239,8 @@ fn damaged_state(name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> (TempDir, Che
 
 #[test]
 fn a_lying_training_state_is_refused_with_the_field_named() {
-    let cases: [(&str, fn(&mut Vec<u8>), &str); 6] = [
+    type Damage = fn(&mut Vec<u8>);
+    let cases: [(&str, Damage, &str); 6] = [
         ("tag", |s| s[0] = b'X', "wrong tag"),
         ("optimizer", |s| s[8] = 9, "unknown optimizer"),
         ("lr", |s| s[12..16].copy_from_slice(&f32::NAN.to_le_bytes()), "learning rate"),

@@ -48,6 +48,11 @@ fn corpus_holds_valid_and_damaged_seeds() {
     {
         assert!(parse(name).is_err(), "{name} parses");
     }
+    // Seeds with a training state, one per optimizer, so the fuzzer reaches its decoder.
+    for name in ["state-sgd", "state-momentum", "state-adam"] {
+        let (_, _, state) = checkpoint::load_with_state(dir.join(name)).unwrap();
+        assert!(state.is_some(), "{name} has no training state");
+    }
 }
 
 /// Fuzzer finding: He/Xavier headers with a non-zero init scale were accepted, so the
@@ -63,12 +68,14 @@ fn nonzero_scale_without_identity_init_is_rejected() {
     }
 }
 
-/// Any bytes overwritten anywhere in a valid checkpoint never panic the fuzz body.
+/// Any bytes overwritten anywhere in a valid checkpoint (weights only, or with an Adam
+/// training state) never panic the fuzz body.
 #[test]
 fn prop_mutated_checkpoint_never_panics() {
     const VALID: &[u8] = include_bytes!("../fuzz/corpus/checkpoint_parse/valid-d1-c2-l2-he-relu");
-    fn prop(edits: Vec<(u16, u8)>, cut: u16) -> bool {
-        let mut bytes = VALID.to_vec();
+    const STATEFUL: &[u8] = include_bytes!("../fuzz/corpus/checkpoint_parse/state-adam");
+    fn prop(edits: Vec<(u16, u8)>, cut: u16, stateful: bool) -> bool {
+        let mut bytes = if stateful { STATEFUL.to_vec() } else { VALID.to_vec() };
         for (at, value) in edits {
             let at = usize::from(at) % bytes.len();
             bytes[at] = value;
@@ -77,5 +84,5 @@ fn prop_mutated_checkpoint_never_panics() {
         checkpoint::fuzz_checkpoint_parse(&bytes);
         true
     }
-    QuickCheck::new().tests(2000).quickcheck(prop as fn(Vec<(u16, u8)>, u16) -> bool);
+    QuickCheck::new().tests(2000).quickcheck(prop as fn(Vec<(u16, u8)>, u16, bool) -> bool);
 }

@@ -44,7 +44,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
     eprintln!(
         "idmlp: no arguments, so training the default model on the {data_name}; `idmlp --help` lists the commands"
     );
-    let trained = train_model(&hyper, &train, Some(&test), out, data_name)?;
+    let trained = train_model(&hyper, &train, Some(&test), out, data_name, false)?;
     let summary =
         summary::collect(&trained.mlp, trained.init, &test, 10, trained.epochs, data_name)?;
     let files = report::write_all(out, &summary)?;

@@ -80,6 +80,11 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
+        // Ctrl-C during training: saved, not failed; 130 is the shell's code for SIGINT.
+        Err(e) if e.downcast_ref::<train::Interrupted>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::FAILURE

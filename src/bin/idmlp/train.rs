@@ -2,18 +2,22 @@
 //! and write metrics.
 
 use std::error::Error;
+use std::fmt;
 use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, ValueEnum};
-use idmlp::checkpoint;
+use idmlp::checkpoint::{self, CompletedEpoch, TrainingState};
 use idmlp::data::{BatchStream, Dataset, LastBatch, Split};
 use idmlp::interpret::{Interpreter, evaluate};
 use idmlp::mlp::{Architecture, ClassActivation, Init, Mlp};
 use idmlp::optim::{Adam, OptimizerKind};
 use idmlp::report::{self, EpochRecord};
 use idmlp::tape::ReluGradAtZero;
-use idmlp::train::Trainer;
+use idmlp::train::{EpochProgress, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::summary;
@@ -28,6 +32,11 @@ pub struct TrainArgs {
     /// Output directory: model.idmlp, metrics.json, layers.csv.
     #[arg(long)]
     pub out: PathBuf,
+    /// Continue the run saved in OUT/model.idmlp (epoch, step, optimizer state and batch
+    /// order), or start fresh when there is none. The other options must match the
+    /// saved run, except --epochs, which may extend it.
+    #[arg(long)]
+    pub resume: bool,
     #[command(flatten)]
     pub hyper: Hyper,
 }
@@ -168,6 +177,48 @@ pub struct Trained {
     pub model_path: PathBuf,
 }
 
+/// Ctrl-C stopped training after a step; the checkpoint at `path` continues the run.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub path: PathBuf,
+    pub epoch: usize,
+    pub step: u64,
+}
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "interrupted after step {} of epoch {}; the run is saved in {} (add --resume to the same command to continue)",
+            self.step,
+            self.epoch,
+            self.path.display()
+        )
+    }
+}
+
+impl Error for Interrupted {}
+
+/// Set by the first Ctrl-C: training stops after the current step and checkpoints.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler once per process. A second Ctrl-C quits at once; the
+/// atomic checkpoint write means that still leaves the old checkpoint or the new one.
+fn catch_ctrl_c() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let installed = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: finishing this step and saving (Ctrl-C again to quit now)");
+        });
+        if let Err(e) = installed {
+            eprintln!("note: Ctrl-C will not checkpoint ({e})");
+        }
+    });
+}
+
 /// `idmlp train`.
 pub fn run(args: &TrainArgs) -> Result<(), Box<dyn Error>> {
     let train = Dataset::load_with_classes(&args.data, Split::Train, args.hyper.classes.get())?;
@@ -178,6 +229,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Box<dyn Error>> {
         test.as_ref(),
         &args.out,
         &args.data.display().to_string(),
+        args.resume,
     )?;
     let report_data = test.as_ref().unwrap_or(&train);
     let summary = summary::collect(
@@ -210,13 +262,15 @@ pub fn load_optional_test(dir: &Path, classes: usize) -> Result<Option<Dataset>,
 }
 
 /// Trains on `train`, evaluating on `test` after every epoch, and writes
-/// `out/model.idmlp` atomically after every epoch.
+/// `out/model.idmlp` (weights and training state) atomically after every epoch and on
+/// Ctrl-C. With `resume`, continues from `out/model.idmlp` when it exists.
 pub fn train_model(
     hyper: &Hyper,
     train: &Dataset,
     test: Option<&Dataset>,
     out: &Path,
     data_name: &str,
+    resume: bool,
 ) -> Result<Trained, Box<dyn Error>> {
     hyper.validate()?;
     if train.is_empty() {
@@ -230,9 +284,12 @@ pub fn train_model(
             hyper.threads
         );
     }
+    let model_path = out.join("model.idmlp");
+    remove_stale_temporaries(out, "model.idmlp");
     let arch = hyper.architecture(train.pixels());
     let init = hyper.init();
     let kind = hyper.optimizer();
+    let resumed = if resume { resume_from(&model_path, hyper, train)? } else { None };
     eprintln!(
         "training: L = {}, D = {} ({}×{} + {} classes), {} samples, batch {}, {} lr {}, init {:?}, seed {}",
         arch.layers,
@@ -247,14 +304,42 @@ pub fn train_model(
         init,
         hyper.seed
     );
-    let mut trainer = Trainer::new(Mlp::new(arch, init, hyper.seed), kind);
-    let mut stream = BatchStream::new(train, hyper.batch, LastBatch::Keep, hyper.seed);
+    let (mut trainer, mut stream, mut progress, mut history) = match resumed {
+        Some((mlp, state)) => {
+            let stream = BatchStream::resume(train, hyper.batch, LastBatch::Keep, state.stream)?;
+            (Trainer::with_optimizer(mlp, state.optimizer), stream, state.epoch, state.history)
+        }
+        None => (
+            Trainer::new(Mlp::new(arch, init, hyper.seed), kind),
+            BatchStream::new(train, hyper.batch, LastBatch::Keep, hyper.seed),
+            EpochProgress::default(),
+            Vec::with_capacity(hyper.epochs),
+        ),
+    };
+    if resume && (progress.steps > 0 || !history.is_empty()) && history.len() < hyper.epochs {
+        eprintln!(
+            "resume: continuing {} at epoch {}, after step {}",
+            model_path.display(),
+            history.len() + 1,
+            progress.steps
+        );
+    }
+    catch_ctrl_c();
     let (mut x, mut y) =
         (vec![0.0; hyper.batch.get() * arch.inputs], vec![0u32; hyper.batch.get()]);
     let mut interpreter = Interpreter::new();
-    let model_path = out.join("model.idmlp");
-    let mut epochs = Vec::with_capacity(hyper.epochs);
-    for epoch in 1..=hyper.epochs {
+    let save = |trainer: &Trainer, stream: &BatchStream, progress, history: &[CompletedEpoch]| {
+        let state = TrainingState {
+            optimizer: trainer.optimizer().clone(),
+            batch_size: u32::try_from(hyper.batch.get()).expect("batch size fits u32"),
+            stream: stream.state(),
+            train_samples: train.len() as u64,
+            epoch: progress,
+            history: history.to_vec(),
+        };
+        checkpoint::save_with_state(&model_path, trainer.mlp(), init, &state)
+    };
+    for epoch in history.len() + 1..=hyper.epochs {
         let bar = ProgressBar::new(stream.batches_per_epoch() as u64).with_style(
             ProgressStyle::with_template(
                 "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed}, eta {eta})",
@@ -263,45 +348,145 @@ pub fn train_model(
             .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{}", hyper.epochs));
-        let stats = trainer.train_epoch(&mut stream, &mut x, &mut y, |step| {
+        bar.set_position(progress.steps);
+        let stats = trainer.train_epoch_until(&mut stream, &mut x, &mut y, &mut progress, |step| {
             bar.set_message(format!("{:.4}", step.loss));
             bar.inc(1);
+            if STOP.load(Ordering::SeqCst) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         });
         bar.finish_and_clear();
-        let stats = stats.map_err(|diverged| {
-            let kept = if epoch > 1 {
-                format!(
-                    "the last good checkpoint (epoch {}) stays at {}",
-                    epoch - 1,
-                    model_path.display()
+        let stats = match stats {
+            Ok(Some(stats)) => stats,
+            Ok(None) => {
+                save(&trainer, &stream, progress, &history)?;
+                return Err(Box::new(Interrupted {
+                    path: model_path,
+                    epoch,
+                    step: progress.steps,
+                }));
+            }
+            Err(diverged) => {
+                let kept = if model_path.exists() {
+                    format!("the last good checkpoint stays at {}", model_path.display())
+                } else {
+                    "this run wrote no checkpoint".to_string()
+                };
+                return Err(format!(
+                    "training diverged in epoch {epoch}, {diverged} (try a smaller --lr); {kept}"
                 )
-            } else {
-                "this run wrote no checkpoint".to_string()
-            };
-            format!("training diverged in epoch {epoch}, {diverged} (try a smaller --lr); {kept}")
-        })?;
+                .into());
+            }
+        };
         let test_accuracy = test.map(|t| {
             let metrics = evaluate(&mut interpreter, &arch, &trainer.mlp().params, t, hyper.batch);
             metrics.accuracy().last().copied().unwrap_or(0.0)
         });
-        checkpoint::save(&model_path, trainer.mlp(), init)?;
-        let record = EpochRecord {
-            epoch,
+        history.push(CompletedEpoch {
             train_loss: stats.train_loss,
             train_accuracy: stats.train_accuracy,
             test_accuracy,
             seconds: stats.seconds,
-        };
+        });
+        progress = EpochProgress::default();
+        save(&trainer, &stream, progress, &history)?;
         eprintln!(
             "epoch {epoch}/{}: loss {:.4}, train {:.2}%{}, {:.1} s",
             hyper.epochs,
-            record.train_loss,
-            100.0 * record.train_accuracy,
+            stats.train_loss,
+            100.0 * stats.train_accuracy,
             test_accuracy.map(|a| format!(", test {:.2}%", 100.0 * a)).unwrap_or_default(),
-            record.seconds
+            stats.seconds
         );
-        epochs.push(record);
     }
+    let epochs = history
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EpochRecord {
+            epoch: i + 1,
+            train_loss: e.train_loss,
+            train_accuracy: e.train_accuracy,
+            test_accuracy: e.test_accuracy,
+            seconds: e.seconds,
+        })
+        .collect();
     let (mlp, _) = trainer.into_parts();
     Ok(Trained { mlp, init, epochs, model_path })
+}
+
+/// The model and training state to continue from, or `None` (start fresh) when `path`
+/// does not exist. A checkpoint of another run (other architecture, optimizer, batch
+/// size, seed or data) is an error listing every difference.
+fn resume_from(
+    path: &Path,
+    hyper: &Hyper,
+    train: &Dataset,
+) -> Result<Option<(Mlp, TrainingState)>, Box<dyn Error>> {
+    if !path.exists() {
+        eprintln!("resume: no checkpoint at {}; starting fresh", path.display());
+        return Ok(None);
+    }
+    let (mlp, meta, state) = checkpoint::load_with_state(path)?;
+    let Some(state) = state else {
+        return Err(format!(
+            "cannot resume from {}: it holds weights only, no training state (written by an older idmlp or by the library's checkpoint::save)",
+            path.display()
+        )
+        .into());
+    };
+    let arch = hyper.architecture(train.pixels());
+    let mut differences = Vec::new();
+    let mut differ = |what: &str, saved: String, now: String| {
+        if saved != now {
+            differences.push(format!("{what}: checkpoint {saved}, now {now}"));
+        }
+    };
+    differ("architecture", format!("{:?}", meta.arch), format!("{arch:?}"));
+    differ("init", format!("{:?}", meta.init), format!("{:?}", hyper.init()));
+    differ(
+        "optimizer",
+        format!("{:?}", state.optimizer.kind()),
+        format!("{:?}", hyper.optimizer()),
+    );
+    differ("batch", state.batch_size.to_string(), hyper.batch.to_string());
+    differ("seed", state.stream.seed.to_string(), hyper.seed.to_string());
+    differ("training samples", state.train_samples.to_string(), train.len().to_string());
+    if !differences.is_empty() {
+        return Err(format!(
+            "cannot resume from {}: it belongs to another run ({})",
+            path.display(),
+            differences.join("; ")
+        )
+        .into());
+    }
+    let done = state.history.len();
+    let mid_epoch = state.epoch.steps > 0;
+    if done > hyper.epochs || (done == hyper.epochs && mid_epoch) {
+        return Err(format!(
+            "cannot resume from {}: it is past --epochs {} ({done} epochs done{})",
+            path.display(),
+            hyper.epochs,
+            if mid_epoch { " and part of the next" } else { "" }
+        )
+        .into());
+    }
+    if done == hyper.epochs {
+        eprintln!("resume: {} already holds all {done} epochs; nothing to train", path.display());
+    }
+    Ok(Some((mlp, state)))
+}
+
+/// Removes temporaries of `name` that a killed run left in `dir` (`.NAME.tmp-*`, see
+/// the atomic writer): they are never a checkpoint, only wasted space.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
