@@ -1,0 +1,322 @@
+//! Robustness of `idmlp train` and `idmlp eval` (issue 6): Ctrl-C checkpoints and
+//! `--resume` continues bit for bit; SIGKILL at random moments never leaves a torn
+//! checkpoint; a checkpoint of another run is refused; every hostile IDX fixture of
+//! the fuzz corpus is a clear error that leaves `--out` untouched.
+#![cfg(feature = "cli")]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use idmlp::checkpoint::{self, TrainingState};
+use idmlp::idx::IdxFile;
+use idmlp::mlp::{Architecture, Init, Mlp};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+mod common;
+
+use common::TempDir;
+
+const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
+/// Small enough for a debug build (about 3 s an epoch), long enough to interrupt.
+const RUN: [&str; 4] = ["--layers", "2", "--epochs", "3"];
+
+fn idmlp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_idmlp"))
+}
+
+fn train_args(out: &Path) -> Vec<String> {
+    let mut args = vec!["train", "--data", MNIST_SAMPLE, "--out", out.to_str().unwrap()];
+    args.extend(RUN);
+    args.into_iter().map(String::from).collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn spawn(args: &[String]) -> Child {
+    idmlp().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("run idmlp")
+}
+
+/// A seeded generator whose seed is printed, so a failing schedule can be replayed
+/// with `IDMLP_TEST_SEED`.
+fn schedule_rng(test: &str) -> Xoshiro256PlusPlus {
+    let seed =
+        std::env::var("IDMLP_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+                as u64
+        });
+    eprintln!("{test}: IDMLP_TEST_SEED={seed}");
+    Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < Duration::from_secs(300), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The checkpoint's weights as bits and its training state.
+fn saved(path: &Path) -> (Vec<u32>, TrainingState) {
+    let (mlp, _, state) = checkpoint::load_with_state(path)
+        .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
+    let state = state.unwrap_or_else(|| panic!("{} has no training state", path.display()));
+    (mlp.params.iter().map(|v| v.to_bits()).collect(), state)
+}
+
+/// What must match bit for bit between two runs: weights, optimizer moments and step
+/// count, batch order, and every epoch's numbers except its wall time.
+fn assert_same_run(a: &(Vec<u32>, TrainingState), b: &(Vec<u32>, TrainingState)) {
+    assert!(a.0 == b.0, "weights differ");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let (oa, ob) = (&a.1.optimizer, &b.1.optimizer);
+    assert_eq!(oa.steps(), ob.steps());
+    assert!(bits(oa.moments().0) == bits(ob.moments().0), "optimizer moments differ");
+    assert_eq!(a.1.stream, b.1.stream);
+    let numbers = |s: &TrainingState| {
+        s.history
+            .iter()
+            .map(|e| (e.train_loss, e.train_accuracy, e.test_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&a.1), numbers(&b.1));
+}
+
+/// The uninterrupted run, trained once per test binary.
+fn reference() -> &'static (Vec<u32>, TrainingState) {
+    static REFERENCE: OnceLock<(Vec<u32>, TrainingState)> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let tmp = TempDir::new("reference");
+        let out = tmp.path().join("run");
+        success(&idmlp().args(train_args(&out)).output().unwrap());
+        let run = saved(&out.join("model.idmlp"));
+        assert_eq!(run.1.history.len(), 3);
+        run
+    })
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run_bit_for_bit() {
+    let mut rng = schedule_rng("ctrl_c");
+    let tmp = TempDir::new("ctrl-c");
+    let out = tmp.path().join("run");
+    let model = out.join("model.idmlp");
+    let args = train_args(&out);
+
+    let child = spawn(&args);
+    // Interrupt somewhere in epoch 2 (epoch 1's checkpoint marks its start).
+    wait_for(&model);
+    std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let run = child.wait_with_output().unwrap();
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted after step "), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let (_, state) = saved(&model);
+    assert_eq!(state.history.len(), 1, "interrupted in epoch 2");
+    assert!(state.epoch.steps > 0, "the checkpoint is mid-epoch");
+    assert_eq!(state.epoch.samples, state.stream.cursor);
+
+    let resumed = idmlp().args(&args).arg("--resume").output().unwrap();
+    success(&resumed);
+    let err = text(&resumed.stderr);
+    assert!(err.contains("resume: continuing"), "{err}");
+    assert_same_run(&saved(&model), reference());
+}
+
+#[test]
+fn sigkill_at_random_moments_never_tears_the_checkpoint_and_resume_finishes() {
+    let mut rng = schedule_rng("sigkill");
+    let tmp = TempDir::new("sigkill");
+    let out = tmp.path().join("run");
+    let model = out.join("model.idmlp");
+    let mut args = train_args(&out);
+    args.push("--resume".into());
+
+    let mut last = (0, 0);
+    for round in 0..5 {
+        let mut child = spawn(&args);
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..3000)));
+        child.kill().unwrap(); // SIGKILL: no handler runs
+        child.wait().unwrap();
+        if model.exists() {
+            let (_, state) = saved(&model);
+            let position = (state.history.len(), state.epoch.steps);
+            assert!(
+                position >= last,
+                "round {round}: the run went back from {last:?} to {position:?}"
+            );
+            last = position;
+        }
+        // Only the checkpoint and, at most, temporaries of an unfinished write.
+        for entry in fs::read_dir(&out).into_iter().flatten() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                name == "model.idmlp" || name.starts_with(".model.idmlp.tmp-"),
+                "round {round}: unexpected file {name}"
+            );
+        }
+    }
+    success(&idmlp().args(&args).output().unwrap());
+    assert_same_run(&saved(&model), reference());
+    let leftovers: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "stale temporaries were not cleaned: {leftovers:?}");
+}
+
+#[test]
+fn resume_refuses_another_runs_checkpoint_and_starts_fresh_without_one() {
+    let tmp = TempDir::new("resume-mismatch");
+    let out = tmp.path().join("run");
+    let model = out.join("model.idmlp");
+    let base = ["train", "--data", MNIST_SAMPLE, "--out", out.to_str().unwrap(), "--layers", "1"];
+
+    let fresh = idmlp().args(base).args(["--epochs", "1", "--resume"]).output().unwrap();
+    success(&fresh);
+    assert!(text(&fresh.stderr).contains("starting fresh"), "{}", text(&fresh.stderr));
+    let good = fs::read(&model).unwrap();
+
+    let other = idmlp()
+        .args(base)
+        .args(["--epochs", "2", "--resume", "--batch", "50", "--optimizer", "sgd"])
+        .output()
+        .unwrap();
+    let err = text(&other.stderr);
+    assert_eq!(other.status.code(), Some(1), "{err}");
+    assert!(err.contains("belongs to another run"), "{err}");
+    assert!(err.contains("batch: checkpoint 100, now 50"), "{err}");
+    assert!(err.contains("optimizer: checkpoint Momentum"), "{err}");
+    assert_eq!(fs::read(&model).unwrap(), good, "a refused resume changed the checkpoint");
+
+    // Already complete: nothing to train, outputs rewritten, checkpoint unchanged.
+    let done = idmlp().args(base).args(["--epochs", "1", "--resume"]).output().unwrap();
+    success(&done);
+    assert!(text(&done.stderr).contains("nothing to train"), "{}", text(&done.stderr));
+    assert_eq!(fs::read(&model).unwrap(), good);
+
+    // A weights-only checkpoint cannot continue a run.
+    checkpoint::save(
+        &model,
+        &Mlp::new(Architecture::new(784, 10, 1), Init::default(), 0),
+        Init::default(),
+    )
+    .unwrap();
+    let weights_only = idmlp().args(base).args(["--epochs", "2", "--resume"]).output().unwrap();
+    let err = text(&weights_only.stderr);
+    assert_eq!(weights_only.status.code(), Some(1), "{err}");
+    assert!(err.contains("weights only"), "{err}");
+}
+
+/// Every file of the IDX fuzz corpus that is not valid MNIST data: the parser-error
+/// seeds (`err-*`), the broken gzip streams, and valid IDX files of the wrong kind.
+fn hostile_fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/idx_parse");
+    let mut fixtures: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            !matches!(name, "gz-valid" | "gz-multi-member")
+        })
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 20, "only {} fixtures in {}", fixtures.len(), dir.display());
+    fixtures
+}
+
+/// Copies `fixture` into `data` as the images file of `split`, next to the sample's
+/// real labels, under a `.gz` name if it is gzip. Returns the images file's path.
+fn data_dir_with(data: &Path, split: &str, fixture: &Path) -> PathBuf {
+    let _ = fs::remove_dir_all(data);
+    fs::create_dir_all(data).unwrap();
+    let labels = format!("{split}-labels-idx1-ubyte.gz");
+    fs::copy(Path::new(MNIST_SAMPLE).join(&labels), data.join(&labels)).unwrap();
+    let gz = fixture.file_name().unwrap().to_str().unwrap().starts_with("gz-");
+    let images = data.join(format!("{split}-images-idx3-ubyte{}", if gz { ".gz" } else { "" }));
+    fs::copy(fixture, &images).unwrap();
+    images
+}
+
+fn assert_clear_error(run: &Output, images: &Path, what: &str) {
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{what}: {err}");
+    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(
+        err.contains(images.to_str().unwrap()),
+        "{what}: the error does not name the file: {err}"
+    );
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    // When the file itself is unreadable, the CLI says what the library's typed error says.
+    if let Err(e) = IdxFile::open(images) {
+        let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+        assert!(err.contains(&reason), "{what}: {err} lacks the reason {reason:?}");
+    }
+}
+
+#[test]
+fn hostile_idx_files_are_clear_errors_that_leave_out_untouched() {
+    let tmp = TempDir::new("hostile");
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    // A previous run's outputs, which a failed run must not touch.
+    let model = out.join("model.idmlp");
+    checkpoint::save(
+        &model,
+        &Mlp::new(Architecture::new(784, 10, 1), Init::default(), 0),
+        Init::default(),
+    )
+    .unwrap();
+    fs::write(out.join("metrics.json"), b"{\"previous\": true}").unwrap();
+    let before: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect();
+
+    for fixture in hostile_fixtures() {
+        let name = fixture.file_name().unwrap().to_str().unwrap().to_string();
+        let images = data_dir_with(&data, "train", &fixture);
+        let run = idmlp()
+            .args(["train", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(["--layers", "1", "--epochs", "1"])
+            .output()
+            .unwrap();
+        assert_clear_error(&run, &images, &format!("train {name}"));
+        let after: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), fs::read(&p).unwrap()))
+            .collect();
+        assert!(after == before, "train {name}: --out changed");
+
+        let images = data_dir_with(&data, "t10k", &fixture);
+        let run = idmlp()
+            .args(["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_clear_error(&run, &images, &format!("eval {name}"));
+    }
+}
