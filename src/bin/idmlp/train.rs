@@ -223,6 +223,8 @@ fn catch_ctrl_c() {
 pub fn run(args: &TrainArgs) -> Result<(), Box<dyn Error>> {
     let train = Dataset::load_with_classes(&args.data, Split::Train, args.hyper.classes.get())?;
     let test = load_optional_test(&args.data, args.hyper.classes.get())?;
+    // Only here: the default job is short and has no --resume to continue with.
+    catch_ctrl_c();
     let trained = train_model(
         &args.hyper,
         &train,
@@ -262,8 +264,9 @@ pub fn load_optional_test(dir: &Path, classes: usize) -> Result<Option<Dataset>,
 }
 
 /// Trains on `train`, evaluating on `test` after every epoch, and writes
-/// `out/model.idmlp` (weights and training state) atomically after every epoch and on
-/// Ctrl-C. With `resume`, continues from `out/model.idmlp` when it exists.
+/// `out/model.idmlp` (weights and training state) atomically after every epoch, and
+/// after the current step once Ctrl-C was caught (see `catch_ctrl_c`). With `resume`,
+/// continues from `out/model.idmlp` when it exists.
 pub fn train_model(
     hyper: &Hyper,
     train: &Dataset,
@@ -324,7 +327,6 @@ pub fn train_model(
             progress.steps
         );
     }
-    catch_ctrl_c();
     let (mut x, mut y) =
         (vec![0.0; hyper.batch.get() * arch.inputs], vec![0u32; hyper.batch.get()]);
     let mut interpreter = Interpreter::new();
