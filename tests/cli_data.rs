@@ -7,16 +7,12 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{TempDir, idx_bytes};
+use common::{TempDir, idx_bytes, text};
 
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
 
 fn idmlp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_idmlp")).args(args).output().expect("run idmlp")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

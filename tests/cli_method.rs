@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::TempDir;
+use common::{TempDir, success, text};
 
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
 
@@ -22,23 +22,9 @@ fn idmlp_in(cwd: &Path, args: &[&str]) -> Output {
         .expect("run idmlp")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .unwrap()
-}
-
-fn success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 /// Every `src="…"` / `href="…"` of the page, which must all be relative files that exist.

@@ -18,7 +18,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 mod common;
 
-use common::TempDir;
+use common::{TempDir, success, text};
 
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
 /// Small enough for a debug build (about 3 s an epoch), long enough to interrupt.
@@ -32,20 +32,6 @@ fn train_args(out: &Path) -> Vec<String> {
     let mut args = vec!["train", "--data", MNIST_SAMPLE, "--out", out.to_str().unwrap()];
     args.extend(RUN);
     args.into_iter().map(String::from).collect()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 fn spawn(args: &[String]) -> Child {

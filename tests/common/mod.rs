@@ -48,6 +48,23 @@ impl Drop for TempDir {
     }
 }
 
+/// A child process's output as text (lossy UTF-8).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that a finished command succeeded, showing its output if not.
+#[track_caller]
+pub fn success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 /// An IDX file: header `0 0 code rank`, big-endian dims, then `payload` as given.
 pub fn idx_bytes(code: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
     let mut b = vec![0, 0, code, dims.len() as u8];
