@@ -67,6 +67,48 @@ impl Interpreter {
         arch.forward(&mut g, xn, &mut self.hidden);
         Interpretation { arch, params, tape: &self.tape, hidden: &self.hidden, batch }
     }
+
+    /// Sizes every buffer for batches of up to `batch` samples of the model `arch`
+    /// by running one pass on zeros, so that later [`Interpreter::run`] /
+    /// [`Interpreter::read_image`] calls with at most `batch` samples allocate nothing.
+    /// Call it once during setup.
+    #[track_caller]
+    pub fn prepare(&mut self, arch: &Architecture, params: &[f32], batch: usize) {
+        let zeros = vec![0.0; batch * arch.inputs];
+        self.run(arch, params, &zeros);
+    }
+
+    /// Interprets one image `x` (`d` values in `[0, 1]`) and writes every layer's
+    /// reading into `out`: one forward pass, no allocation after
+    /// [`Interpreter::prepare`] (or a first call). Returns the last layer's prediction.
+    ///
+    /// ```
+    /// use idmlp::interpret::{Interpreter, Readout};
+    /// use idmlp::mlp::{Architecture, Init, Mlp};
+    ///
+    /// let arch = Architecture::new(4, 2, 3); // d = 4 pixels, C = 2 classes, L = 3 layers
+    /// let mlp = Mlp::new(arch, Init::default(), 0);
+    /// let mut interpreter = Interpreter::new();
+    /// interpreter.prepare(&arch, &mlp.params, 1);
+    /// let mut out = Readout::new(&arch);
+    /// interpreter.read_image(&arch, &mlp.params, &[0.0, 1.0, 0.5, 0.0], &mut out);
+    /// // At identity init every layer passes the image through unchanged:
+    /// assert!(out.contribution_map(3).iter().all(|&m| m == 0.0));
+    /// assert_eq!(out.likelihood(3), [0.5, 0.5]);
+    /// ```
+    #[track_caller]
+    pub fn read_image(
+        &mut self,
+        arch: &Architecture,
+        params: &[f32],
+        x: &[f32],
+        out: &mut Readout,
+    ) -> usize {
+        assert_eq!(x.len(), arch.inputs, "read_image: x must hold d = {} values", arch.inputs);
+        let view = self.run(arch, params, x);
+        view.read_into(0, out);
+        out.prediction(arch.layers)
+    }
 }
 
 /// The per-layer reading of one batch; borrows the interpreter's tape.
@@ -102,6 +144,29 @@ impl<'a> Interpretation<'a> {
             prev: self.tape.value(self.hidden[l - 1]),
             out: self.tape.value(self.hidden[l]),
             weight: &self.params[arch.weight_range(l - 1)],
+        }
+    }
+
+    /// Writes every layer's reading of sample `s` (likelihood, prediction and
+    /// contribution map) into `out`, which must be sized for this model
+    /// ([`Readout::new`]). Allocates nothing.
+    #[track_caller]
+    pub fn read_into(&self, s: usize, out: &mut Readout) {
+        let (d, classes, layers) = (self.arch.inputs, self.arch.classes, self.arch.layers);
+        assert!(s < self.batch, "read_into: sample {s} of a batch of {}", self.batch);
+        assert!(
+            out.inputs == d && out.classes == classes && out.layers == layers,
+            "read_into: the readout is sized for d = {}, C = {}, L = {}; the model has d = {d}, \
+             C = {classes}, L = {layers}",
+            out.inputs,
+            out.classes,
+            out.layers
+        );
+        for l in 1..=layers {
+            let view = self.layer(l);
+            view.likelihood(s, &mut out.likelihoods[(l - 1) * classes..l * classes]);
+            view.contribution_map(s, &mut out.maps[(l - 1) * d..l * d]);
+            out.predictions[l - 1] = view.prediction(s);
         }
     }
 
@@ -216,8 +281,89 @@ impl<'a> LayerView<'a> {
     }
 }
 
+/// Caller-owned buffers for the full per-layer reading of one image: every layer's
+/// class likelihood (`L×C`), prediction (`L`) and contribution map (`L×d`).
+/// Allocated once by [`Readout::new`], then overwritten by
+/// [`Interpretation::read_into`] / [`Interpreter::read_image`] without allocating.
+///
+/// Layers are numbered `1..=L` as everywhere in this module.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readout {
+    inputs: usize,
+    classes: usize,
+    layers: usize,
+    /// `p_l = softmax(h_l[d..D])`, `L×C`, layer 1 first.
+    likelihoods: Vec<f32>,
+    /// `argmax p_l`, `L`.
+    predictions: Vec<usize>,
+    /// `m_l = h_l[0..d] − x`, `L×d`.
+    maps: Vec<f32>,
+}
+
+impl Readout {
+    /// Zeroed buffers for the model `arch`.
+    pub fn new(arch: &Architecture) -> Self {
+        let (d, classes, layers) = (arch.inputs, arch.classes, arch.layers);
+        Readout {
+            inputs: d,
+            classes,
+            layers,
+            likelihoods: vec![0.0; layers * classes],
+            predictions: vec![0; layers],
+            maps: vec![0.0; layers * d],
+        }
+    }
+
+    /// Hidden layers `L` this readout holds.
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+
+    /// Layer `l`'s class likelihood `softmax(h_l[d..D])` (`C` values), `l` in `1..=L`.
+    #[track_caller]
+    pub fn likelihood(&self, l: usize) -> &[f32] {
+        let r = self.layer_index(l);
+        &self.likelihoods[r * self.classes..(r + 1) * self.classes]
+    }
+
+    /// Layer `l`'s predicted class.
+    #[track_caller]
+    pub fn prediction(&self, l: usize) -> usize {
+        self.predictions[self.layer_index(l)]
+    }
+
+    /// Layer `l`'s contribution map `h_l[0..d] − x` (`d` values, row-major image).
+    #[track_caller]
+    pub fn contribution_map(&self, l: usize) -> &[f32] {
+        let r = self.layer_index(l);
+        &self.maps[r * self.inputs..(r + 1) * self.inputs]
+    }
+
+    /// Every layer's likelihood, `L×C` row-major, layer 1 first.
+    pub fn likelihoods(&self) -> &[f32] {
+        &self.likelihoods
+    }
+
+    /// Every layer's prediction, layer 1 first.
+    pub fn predictions(&self) -> &[usize] {
+        &self.predictions
+    }
+
+    /// Every layer's contribution map, `L×d` row-major, layer 1 first.
+    pub fn contribution_maps(&self) -> &[f32] {
+        &self.maps
+    }
+
+    #[track_caller]
+    fn layer_index(&self, l: usize) -> usize {
+        assert!((1..=self.layers).contains(&l), "layer {l} is not in 1..={}", self.layers);
+        l - 1
+    }
+}
+
 /// Per-layer counts accumulated over a data set, one forward pass per batch.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LayerMetrics {
     /// Samples layer `l` (index `l − 1`) classified correctly.
     pub correct: Vec<u64>,
@@ -247,6 +393,7 @@ impl LayerMetrics {
 
 /// Where a layer's weights moved away from identity.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct WeightStats {
     /// `‖W − I‖_F / ‖I‖_F`.
     pub identity_distance: f64,
