@@ -499,3 +499,71 @@ pub fn evaluate(
     }
     metrics
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mlp::Init;
+
+    /// A model moved off identity so that layers differ, and two samples.
+    fn model() -> (Architecture, Vec<f32>, Vec<f32>) {
+        let arch = Architecture::new(6, 3, 3);
+        let mut mlp = Mlp::new(arch, Init::default(), 0);
+        for (i, p) in mlp.params.iter_mut().enumerate() {
+            *p += ((i * 7 % 13) as f32 - 6.0) / 40.0;
+        }
+        let x = (0..12).map(|i| (i % 5) as f32 / 4.0).collect();
+        (arch, mlp.params, x)
+    }
+
+    #[test]
+    fn read_into_matches_the_layer_views() {
+        let (arch, params, x) = model();
+        let mut interpreter = Interpreter::new();
+        let view = interpreter.run(&arch, &params, &x);
+        let mut out = Readout::new(&arch);
+        out.maps.fill(f32::NAN); // poison: every element must be written
+        out.likelihoods.fill(f32::NAN);
+        view.read_into(1, &mut out);
+        let (mut map, mut p) = (vec![0.0; 6], vec![0.0; 3]);
+        for l in 1..=3 {
+            let layer = view.layer(l);
+            layer.contribution_map(1, &mut map);
+            layer.likelihood(1, &mut p);
+            assert_eq!(out.contribution_map(l), map, "layer {l}");
+            assert_eq!(out.likelihood(l), p, "layer {l}");
+            assert_eq!(out.prediction(l), layer.prediction(1), "layer {l}");
+        }
+        assert_eq!(out.predictions().len(), 3);
+        assert_eq!((out.contribution_maps().len(), out.likelihoods().len()), (18, 9));
+    }
+
+    #[test]
+    fn read_image_is_sample_zero_of_a_one_image_batch() {
+        let (arch, params, x) = model();
+        let mut interpreter = Interpreter::new();
+        interpreter.prepare(&arch, &params, 1);
+        let mut one = Readout::new(&arch);
+        let last = interpreter.read_image(&arch, &params, &x[6..], &mut one);
+        assert_eq!(last, one.prediction(3));
+        let mut batched = Readout::new(&arch);
+        interpreter.run(&arch, &params, &x).read_into(1, &mut batched);
+        // Batch 1 runs matrix-vector kernels whose summation order differs from the
+        // batched GEMM: equal up to f32 rounding, not bit for bit.
+        assert_eq!(one.predictions(), batched.predictions());
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-5);
+        assert!(close(one.likelihoods(), batched.likelihoods()), "{one:?}\n{batched:?}");
+        assert!(
+            close(one.contribution_maps(), batched.contribution_maps()),
+            "{one:?}\n{batched:?}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "the readout is sized for")]
+    fn a_readout_for_another_model_is_refused() {
+        let (arch, params, x) = model();
+        let mut out = Readout::new(&Architecture::new(6, 3, 2));
+        Interpreter::new().run(&arch, &params, &x).read_into(0, &mut out);
+    }
+}

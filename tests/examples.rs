@@ -118,11 +118,15 @@ fn embed_interprets_mapped_checkpoint_and_raw_idx_without_allocating() {
         line(&stdout, "allocations while interpreting"),
         "allocations while interpreting 300 image(s) after setup: 0 (0 bytes)"
     );
-    // One image at a time through the mapped checkpoint agrees with batched evaluation.
-    assert_eq!(
-        line(&stdout, "last-layer accuracy:"),
-        format!("last-layer accuracy: {expected:.2}% on 300 images")
-    );
+    // One image at a time through the mapped checkpoint agrees with batched evaluation
+    // (to one image: batch 1 runs matrix-vector kernels that round differently, so a
+    // near-tie could flip).
+    let printed: f64 = line(&stdout, "last-layer accuracy:")
+        .trim_start_matches("last-layer accuracy: ")
+        .trim_end_matches("% on 300 images")
+        .parse()
+        .unwrap();
+    assert!((printed - expected).abs() <= 100.0 / 300.0 + 1e-9, "{printed} vs {expected}");
     let accuracy_line = line(&stdout, "accuracy by layer (%):");
     assert_eq!(accuracy_line.split_whitespace().count(), 4 + 2, "{accuracy_line}");
     // The printed map is 28 rows of 28 symbols.
