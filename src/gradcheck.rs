@@ -92,6 +92,7 @@ impl Default for GradCheck {
 
 /// One checked element.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ElementCheck {
     /// Name of the input the element belongs to.
     pub input: String,

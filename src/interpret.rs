@@ -67,6 +67,48 @@ impl Interpreter {
         arch.forward(&mut g, xn, &mut self.hidden);
         Interpretation { arch, params, tape: &self.tape, hidden: &self.hidden, batch }
     }
+
+    /// Sizes every buffer for batches of up to `batch` samples of the model `arch`
+    /// by running one pass on zeros, so that later [`Interpreter::run`] /
+    /// [`Interpreter::read_image`] calls with at most `batch` samples allocate nothing.
+    /// Call it once during setup.
+    #[track_caller]
+    pub fn prepare(&mut self, arch: &Architecture, params: &[f32], batch: usize) {
+        let zeros = vec![0.0; batch * arch.inputs];
+        self.run(arch, params, &zeros);
+    }
+
+    /// Interprets one image `x` (`d` values in `[0, 1]`) and writes every layer's
+    /// reading into `out`: one forward pass, no allocation after
+    /// [`Interpreter::prepare`] (or a first call). Returns the last layer's prediction.
+    ///
+    /// ```
+    /// use idmlp::interpret::{Interpreter, Readout};
+    /// use idmlp::mlp::{Architecture, Init, Mlp};
+    ///
+    /// let arch = Architecture::new(4, 2, 3); // d = 4 pixels, C = 2 classes, L = 3 layers
+    /// let mlp = Mlp::new(arch, Init::default(), 0);
+    /// let mut interpreter = Interpreter::new();
+    /// interpreter.prepare(&arch, &mlp.params, 1);
+    /// let mut out = Readout::new(&arch);
+    /// interpreter.read_image(&arch, &mlp.params, &[0.0, 1.0, 0.5, 0.0], &mut out);
+    /// // At identity init every layer passes the image through unchanged:
+    /// assert!(out.contribution_map(3).iter().all(|&m| m == 0.0));
+    /// assert_eq!(out.likelihood(3), [0.5, 0.5]);
+    /// ```
+    #[track_caller]
+    pub fn read_image(
+        &mut self,
+        arch: &Architecture,
+        params: &[f32],
+        x: &[f32],
+        out: &mut Readout,
+    ) -> usize {
+        assert_eq!(x.len(), arch.inputs, "read_image: x must hold d = {} values", arch.inputs);
+        let view = self.run(arch, params, x);
+        view.read_into(0, out);
+        out.prediction(arch.layers)
+    }
 }
 
 /// The per-layer reading of one batch; borrows the interpreter's tape.
@@ -102,6 +144,29 @@ impl<'a> Interpretation<'a> {
             prev: self.tape.value(self.hidden[l - 1]),
             out: self.tape.value(self.hidden[l]),
             weight: &self.params[arch.weight_range(l - 1)],
+        }
+    }
+
+    /// Writes every layer's reading of sample `s` (likelihood, prediction and
+    /// contribution map) into `out`, which must be sized for this model
+    /// ([`Readout::new`]). Allocates nothing.
+    #[track_caller]
+    pub fn read_into(&self, s: usize, out: &mut Readout) {
+        let (d, classes, layers) = (self.arch.inputs, self.arch.classes, self.arch.layers);
+        assert!(s < self.batch, "read_into: sample {s} of a batch of {}", self.batch);
+        assert!(
+            out.inputs == d && out.classes == classes && out.layers == layers,
+            "read_into: the readout is sized for d = {}, C = {}, L = {}; the model has d = {d}, \
+             C = {classes}, L = {layers}",
+            out.inputs,
+            out.classes,
+            out.layers
+        );
+        for l in 1..=layers {
+            let view = self.layer(l);
+            view.likelihood(s, &mut out.likelihoods[(l - 1) * classes..l * classes]);
+            view.contribution_map(s, &mut out.maps[(l - 1) * d..l * d]);
+            out.predictions[l - 1] = view.prediction(s);
         }
     }
 
@@ -216,8 +281,89 @@ impl<'a> LayerView<'a> {
     }
 }
 
+/// Caller-owned buffers for the full per-layer reading of one image: every layer's
+/// class likelihood (`L×C`), prediction (`L`) and contribution map (`L×d`).
+/// Allocated once by [`Readout::new`], then overwritten by
+/// [`Interpretation::read_into`] / [`Interpreter::read_image`] without allocating.
+///
+/// Layers are numbered `1..=L` as everywhere in this module.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readout {
+    inputs: usize,
+    classes: usize,
+    layers: usize,
+    /// `p_l = softmax(h_l[d..D])`, `L×C`, layer 1 first.
+    likelihoods: Vec<f32>,
+    /// `argmax p_l`, `L`.
+    predictions: Vec<usize>,
+    /// `m_l = h_l[0..d] − x`, `L×d`.
+    maps: Vec<f32>,
+}
+
+impl Readout {
+    /// Zeroed buffers for the model `arch`.
+    pub fn new(arch: &Architecture) -> Self {
+        let (d, classes, layers) = (arch.inputs, arch.classes, arch.layers);
+        Readout {
+            inputs: d,
+            classes,
+            layers,
+            likelihoods: vec![0.0; layers * classes],
+            predictions: vec![0; layers],
+            maps: vec![0.0; layers * d],
+        }
+    }
+
+    /// Hidden layers `L` this readout holds.
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+
+    /// Layer `l`'s class likelihood `softmax(h_l[d..D])` (`C` values), `l` in `1..=L`.
+    #[track_caller]
+    pub fn likelihood(&self, l: usize) -> &[f32] {
+        let r = self.layer_index(l);
+        &self.likelihoods[r * self.classes..(r + 1) * self.classes]
+    }
+
+    /// Layer `l`'s predicted class.
+    #[track_caller]
+    pub fn prediction(&self, l: usize) -> usize {
+        self.predictions[self.layer_index(l)]
+    }
+
+    /// Layer `l`'s contribution map `h_l[0..d] − x` (`d` values, row-major image).
+    #[track_caller]
+    pub fn contribution_map(&self, l: usize) -> &[f32] {
+        let r = self.layer_index(l);
+        &self.maps[r * self.inputs..(r + 1) * self.inputs]
+    }
+
+    /// Every layer's likelihood, `L×C` row-major, layer 1 first.
+    pub fn likelihoods(&self) -> &[f32] {
+        &self.likelihoods
+    }
+
+    /// Every layer's prediction, layer 1 first.
+    pub fn predictions(&self) -> &[usize] {
+        &self.predictions
+    }
+
+    /// Every layer's contribution map, `L×d` row-major, layer 1 first.
+    pub fn contribution_maps(&self) -> &[f32] {
+        &self.maps
+    }
+
+    #[track_caller]
+    fn layer_index(&self, l: usize) -> usize {
+        assert!((1..=self.layers).contains(&l), "layer {l} is not in 1..={}", self.layers);
+        l - 1
+    }
+}
+
 /// Per-layer counts accumulated over a data set, one forward pass per batch.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LayerMetrics {
     /// Samples layer `l` (index `l − 1`) classified correctly.
     pub correct: Vec<u64>,
@@ -247,6 +393,7 @@ impl LayerMetrics {
 
 /// Where a layer's weights moved away from identity.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct WeightStats {
     /// `‖W − I‖_F / ‖I‖_F`.
     pub identity_distance: f64,
@@ -351,4 +498,72 @@ pub fn evaluate(
         interpreter.run(arch, params, &x[..n * arch.inputs]).accumulate(&y[..n], &mut metrics);
     }
     metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mlp::Init;
+
+    /// A model moved off identity so that layers differ, and two samples.
+    fn model() -> (Architecture, Vec<f32>, Vec<f32>) {
+        let arch = Architecture::new(6, 3, 3);
+        let mut mlp = Mlp::new(arch, Init::default(), 0);
+        for (i, p) in mlp.params.iter_mut().enumerate() {
+            *p += ((i * 7 % 13) as f32 - 6.0) / 40.0;
+        }
+        let x = (0..12).map(|i| (i % 5) as f32 / 4.0).collect();
+        (arch, mlp.params, x)
+    }
+
+    #[test]
+    fn read_into_matches_the_layer_views() {
+        let (arch, params, x) = model();
+        let mut interpreter = Interpreter::new();
+        let view = interpreter.run(&arch, &params, &x);
+        let mut out = Readout::new(&arch);
+        out.maps.fill(f32::NAN); // poison: every element must be written
+        out.likelihoods.fill(f32::NAN);
+        view.read_into(1, &mut out);
+        let (mut map, mut p) = (vec![0.0; 6], vec![0.0; 3]);
+        for l in 1..=3 {
+            let layer = view.layer(l);
+            layer.contribution_map(1, &mut map);
+            layer.likelihood(1, &mut p);
+            assert_eq!(out.contribution_map(l), map, "layer {l}");
+            assert_eq!(out.likelihood(l), p, "layer {l}");
+            assert_eq!(out.prediction(l), layer.prediction(1), "layer {l}");
+        }
+        assert_eq!(out.predictions().len(), 3);
+        assert_eq!((out.contribution_maps().len(), out.likelihoods().len()), (18, 9));
+    }
+
+    #[test]
+    fn read_image_is_sample_zero_of_a_one_image_batch() {
+        let (arch, params, x) = model();
+        let mut interpreter = Interpreter::new();
+        interpreter.prepare(&arch, &params, 1);
+        let mut one = Readout::new(&arch);
+        let last = interpreter.read_image(&arch, &params, &x[6..], &mut one);
+        assert_eq!(last, one.prediction(3));
+        let mut batched = Readout::new(&arch);
+        interpreter.run(&arch, &params, &x).read_into(1, &mut batched);
+        // Batch 1 runs matrix-vector kernels whose summation order differs from the
+        // batched GEMM: equal up to f32 rounding, not bit for bit.
+        assert_eq!(one.predictions(), batched.predictions());
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-5);
+        assert!(close(one.likelihoods(), batched.likelihoods()), "{one:?}\n{batched:?}");
+        assert!(
+            close(one.contribution_maps(), batched.contribution_maps()),
+            "{one:?}\n{batched:?}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "the readout is sized for")]
+    fn a_readout_for_another_model_is_refused() {
+        let (arch, params, x) = model();
+        let mut out = Readout::new(&Architecture::new(6, 3, 2));
+        Interpreter::new().run(&arch, &params, &x).read_into(0, &mut out);
+    }
 }

@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 use super::Summary;
 use super::figures::contribution_scale;
+#[cfg(doc)]
+use super::write_metrics;
 use crate::mlp::{ClassActivation, Init};
 use crate::tape::ReluGradAtZero;
 
@@ -13,7 +15,10 @@ use crate::tape::ReluGradAtZero;
 /// away (adding keys does not bump it).
 const FORMAT_VERSION: u32 = 1;
 
-/// The metrics as one JSON object. Accuracies and shares are fractions in `[0, 1]`;
+/// The metrics as one JSON object, as text: exactly what [`write_metrics`] writes to
+/// `metrics.json` (pretty-printed, final newline). Text rather than a `serde_json`
+/// value so that the public API does not tie callers to one JSON library's types;
+/// parse it with any JSON reader. Accuracies and shares are fractions in `[0, 1]`;
 /// per-layer arrays have `L` entries, layer 1 first. Non-finite numbers become `null`.
 ///
 /// | key | value |
@@ -34,7 +39,15 @@ const FORMAT_VERSION: u32 = 1;
 /// | `contribution_scale` | the shared `max |m|` that maps to full colour in `contributions.png` |
 /// | `samples` | `[{index, label, predictions}]`: each shown image and every layer's guess |
 /// | `data`, `class_names` | where the data came from; names or `null` |
-pub fn metrics_json(summary: &Summary) -> Value {
+pub fn metrics_json(summary: &Summary) -> String {
+    // Serialising a `Value` to a String cannot fail (no I/O, string keys only).
+    let mut text = serde_json::to_string_pretty(&metrics_value(summary)).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// [`metrics_json`] before serialisation.
+fn metrics_value(summary: &Summary) -> Value {
     let arch = &summary.arch;
     let per_layer =
         |f: fn(&super::LayerRecord) -> f64| -> Vec<f64> { summary.layers.iter().map(f).collect() };
@@ -88,14 +101,6 @@ pub fn metrics_json(summary: &Summary) -> Value {
         "data": summary.data,
         "class_names": summary.class_names,
     })
-}
-
-/// `metrics.json` as written: pretty-printed with a final newline.
-pub(crate) fn metrics_text(summary: &Summary) -> String {
-    // Serialising a `Value` to a String cannot fail (no I/O, string keys only).
-    let mut text = serde_json::to_string_pretty(&metrics_json(summary)).unwrap_or_default();
-    text.push('\n');
-    text
 }
 
 /// `layers.csv`: a header line and one row per layer.

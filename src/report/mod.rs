@@ -338,7 +338,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 pub fn write_metrics(path: impl AsRef<Path>, summary: &Summary) -> Result<(), ReportError> {
     let path = path.as_ref();
     invalid(path, summary.check_layers())?;
-    write_file(path, json::metrics_text(summary).as_bytes())
+    write_file(path, metrics_json(summary).as_bytes())
 }
 
 /// Writes `layers.csv`: a header line, then one row per layer (layer 1 first) with

@@ -5,7 +5,7 @@ use std::error::Error;
 use std::num::NonZeroUsize;
 
 use idmlp::data::Dataset;
-use idmlp::interpret::{Interpreter, evaluate, weight_stats};
+use idmlp::interpret::{Interpreter, Readout, evaluate, weight_stats};
 use idmlp::mlp::{Init, Mlp};
 use idmlp::report::{EpochRecord, LayerRecord, SampleRecord, Summary};
 
@@ -54,20 +54,15 @@ pub fn collect(
     let mut records = Vec::with_capacity(picked.len());
     if !picked.is_empty() {
         let view = interpreter.run(&arch, &mlp.params, &x);
+        let mut readout = Readout::new(&arch);
         for (s, &i) in picked.iter().enumerate() {
-            let mut maps = vec![0.0; arch.layers * d];
-            let mut likelihoods = vec![0.0; arch.layers * arch.classes];
-            for l in 1..=arch.layers {
-                let layer = view.layer(l);
-                layer.contribution_map(s, &mut maps[(l - 1) * d..l * d]);
-                layer.likelihood(s, &mut likelihoods[(l - 1) * arch.classes..l * arch.classes]);
-            }
+            view.read_into(s, &mut readout); // every layer: L×d maps, L×C likelihoods
             records.push(SampleRecord {
                 index: i,
                 label: u32::from(data.label(i).expect("picked index is in range")),
                 image: x[s * d..(s + 1) * d].to_vec(),
-                maps,
-                likelihoods,
+                maps: readout.contribution_maps().to_vec(),
+                likelihoods: readout.likelihoods().to_vec(),
             });
         }
     }
