@@ -55,6 +55,7 @@ pub const HEADER_LEN: usize = 64;
 
 /// What a checkpoint describes besides its numbers.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct CheckpointMeta {
     /// The architecture.
     pub arch: Architecture,

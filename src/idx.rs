@@ -28,13 +28,14 @@
 //!
 //! ## Storage
 //!
-//! [`IdxFile`] owns the bytes: a read-only memory map for raw files ([`map_file`], the
+//! [`IdxFile`] owns the bytes: a read-only memory map for raw files (`map_file`, the
 //! crate's one memory-map site; its hazard is described on [`IdxFile::open`]) or a
 //! `Vec<u8>` for gzip files, which are decompressed once (multi-member streams
-//! included, feature `gz`). Whether a file is gzip is decided by its content (magic `1f 8b`) and checked against its name: a `.gz`
-//! name must hold gzip data and any other name must not, and a mismatch is an error
-//! that says how to fix it. Decompression is bounded by the size the IDX header
-//! claims, see [`IdxFile::from_gz_reader`].
+//! included, feature `gz`). Whether a file is gzip is decided by its content (magic
+//! `1f 8b`) and checked against its name: a `.gz` name must hold gzip data and any
+//! other name must not, and a mismatch is an error that says how to fix it.
+//! Decompression is bounded by the size the IDX header claims (see
+//! `IdxFile::from_gz_reader`, feature `gz`).
 //!
 //! [`DataError`] is the one error type of the data layer (this module and
 //! [`crate::data`]). It lives here, at the bottom of the layer, so that `data` can
@@ -721,7 +722,7 @@ impl IdxFile {
 /// under the map raises SIGBUS on access, one rewritten in place changes bytes that
 /// Rust code holds as `&[u8]`. See "Mapping hazard" on [`IdxFile::open`].
 #[allow(unsafe_code)]
-pub fn map_file(file: &File) -> io::Result<memmap2::Mmap> {
+pub(crate) fn map_file(file: &File) -> io::Result<memmap2::Mmap> {
     // SAFETY: the map is read-only and the returned `Mmap` owns it: slices borrowed
     // through `Deref` cannot outlive it. The remaining precondition, that no one
     // modifies or truncates the file while it is mapped, cannot be enforced from here;
