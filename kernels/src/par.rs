@@ -1,0 +1,234 @@
+//! The GEMM wrappers and the optimizer update split across a [`Pool`] (feature `std`).
+//!
+//! Each call cuts its output into one contiguous piece per thread — rows of C, at
+//! multiples of the microkernel's [`MR`] rows (or, for a single row, columns at
+//! multiples of 16) — and runs the serial kernel on each piece with that thread's
+//! packing workspace. Every element of C is then computed by the same instructions in
+//! the same order as in the one-thread call, so the results are **bit-identical for
+//! any thread count**. The price of a row split is that each thread packs the whole
+//! right-hand operand.
+
+use std::sync::Mutex;
+
+use crate::optim::Update;
+use crate::pool::{MAX_THREADS, Pool, piece};
+use crate::sgemm::MR;
+use crate::{check_len, gemm};
+
+/// Below this many multiply-adds a call is not split (the hand-off costs ~10 µs).
+const MIN_SPLIT_FMAS: usize = 1 << 18;
+
+/// Elements per thread below which an update is not split.
+const MIN_SPLIT_ELEMS: usize = 1 << 15;
+
+/// A thread's piece of an output: its first row (or element) and the rows, behind a
+/// lock that only that thread takes, so that a shared (`Fn`) job can move it out.
+type Slot<'c> = Mutex<Option<(usize, &'c mut [f32])>>;
+
+/// Takes a piece out of its slot (each slot is taken once, by its own thread).
+fn take<'c>(slot: &Slot<'c>) -> Option<(usize, &'c mut [f32])> {
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+}
+
+/// `c` cut into `threads` row pieces of `row` floats per row, at multiples of `unit`
+/// rows, each behind its own (never contended) lock so that a shared job can take it.
+fn row_pieces(
+    c: &mut [f32],
+    rows: usize,
+    row: usize,
+    threads: usize,
+    unit: usize,
+) -> [Slot<'_>; MAX_THREADS] {
+    let mut out: [Slot<'_>; MAX_THREADS] = Default::default();
+    let mut rest = c;
+    for (i, slot) in out.iter_mut().enumerate().take(threads) {
+        let r = piece(rows, threads, unit, i);
+        let (mine, tail) = core::mem::take(&mut rest).split_at_mut(r.len() * row);
+        *slot.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((r.start, mine));
+        rest = tail;
+    }
+    out
+}
+
+/// Runs `f(thread, first_row, piece)` on every thread's row piece of `c`.
+fn split_rows(
+    pool: &Pool,
+    c: &mut [f32],
+    rows: usize,
+    row: usize,
+    unit: usize,
+    f: &(dyn Fn(usize, usize, &mut [f32]) + Sync),
+) {
+    let threads = pool.threads();
+    let pieces = row_pieces(c, rows, row, threads, unit);
+    pool.run(&|t| {
+        if let Some((start, c)) = take(&pieces[t]) {
+            f(t, start, c);
+        }
+    });
+}
+
+/// [`gemm::gemm_ab`] (`C ← α·A·B + β·C`, `A: m×k`, `B: k×n`) on `pool`: rows of C
+/// (and A) split across threads.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ab(
+    pool: &Pool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    check_len("par::gemm_ab C", c.len(), m, n);
+    if pool.threads() == 1 || m < 2 * MR || m * k * n < MIN_SPLIT_FMAS {
+        return gemm::gemm_ab(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
+    }
+    check_len("par::gemm_ab A", a.len(), m, k);
+    split_rows(pool, c, m, n, MR, &|t, r0, c| {
+        let rows = c.len() / n.max(1);
+        gemm::gemm_ab(
+            rows,
+            k,
+            n,
+            alpha,
+            &a[r0 * k..(r0 + rows) * k],
+            b,
+            beta,
+            c,
+            &mut pool.pack(t),
+        );
+    });
+}
+
+/// [`gemm::gemm_abt`] (`C ← α·A·Bᵀ + β·C`, `A: m×k`, `B: n×k`) on `pool`: rows of
+/// C split across threads; a single row (batch 1) is split by columns of C, i.e. by
+/// rows of B, so each thread reads its own part of B.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt(
+    pool: &Pool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    check_len("par::gemm_abt C", c.len(), m, n);
+    if pool.threads() == 1 || m * k * n < MIN_SPLIT_FMAS {
+        return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
+    }
+    check_len("par::gemm_abt B", b.len(), n, k);
+    if m == 1 {
+        // C is one row: its columns are contiguous pieces.
+        return split_rows(pool, c, n, 1, 16, &|t, j0, c| {
+            let cols = c.len();
+            gemm::gemm_abt(
+                1,
+                k,
+                cols,
+                alpha,
+                a,
+                &b[j0 * k..(j0 + cols) * k],
+                beta,
+                c,
+                &mut pool.pack(t),
+            );
+        });
+    }
+    if m < 2 * MR {
+        return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
+    }
+    check_len("par::gemm_abt A", a.len(), m, k);
+    split_rows(pool, c, m, n, MR, &|t, r0, c| {
+        let rows = c.len() / n.max(1);
+        gemm::gemm_abt(
+            rows,
+            k,
+            n,
+            alpha,
+            &a[r0 * k..(r0 + rows) * k],
+            b,
+            beta,
+            c,
+            &mut pool.pack(t),
+        );
+    });
+}
+
+/// [`gemm::gemm_atb`] (`C ← α·Aᵀ·B + β·C`, `A: k×m`, `B: k×n`) on `pool`: rows of C
+/// (columns of the stored A) split across threads.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_atb(
+    pool: &Pool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    check_len("par::gemm_atb C", c.len(), m, n);
+    if pool.threads() == 1 || m < 2 * MR || m * k * n < MIN_SPLIT_FMAS {
+        return gemm::gemm_atb(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
+    }
+    check_len("par::gemm_atb A", a.len(), k, m);
+    split_rows(pool, c, m, n, MR, &|t, r0, c| {
+        let rows = c.len() / n.max(1);
+        // Aᵀ's rows r0.. are A's columns r0..: a strided view, through sgemm directly.
+        #[rustfmt::skip]
+        crate::sgemm::sgemm(
+            rows, k, n,
+            alpha,
+            &a[r0..], 1, m,
+            b, n, 1,
+            beta,
+            c, n, 1,
+            &mut pool.pack(t),
+        );
+    });
+}
+
+/// [`Update::apply`] on `pool`: the range split into one contiguous piece per thread.
+/// Element-wise, so bit-identical to the serial call.
+#[track_caller]
+pub fn update(
+    pool: &Pool,
+    update: &mut Update<'_>,
+    range: core::ops::Range<usize>,
+    params: &mut [f32],
+    grads: &[f32],
+) {
+    let threads = pool.threads();
+    if threads == 1 || range.len() < threads * MIN_SPLIT_ELEMS {
+        return update.apply(range, params, grads);
+    }
+    assert_eq!(range.len(), grads.len(), "par::update: range and grads differ in length");
+    let rule = update.rule;
+    let moments = rule.moments();
+    let len = range.len();
+    let p = &mut params[range.clone()];
+    let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
+    let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
+    let pp = row_pieces(p, len, 1, threads, 16);
+    let ff = if moments >= 1 { row_pieces(first, len, 1, threads, 16) } else { Default::default() };
+    let ss =
+        if moments >= 2 { row_pieces(second, len, 1, threads, 16) } else { Default::default() };
+    pool.run(&|t| {
+        let Some((start, p)) = take(&pp[t]) else { return };
+        let first = take(&ff[t]).map_or(&mut [][..], |(_, s)| s);
+        let second = take(&ss[t]).map_or(&mut [][..], |(_, s)| s);
+        let n = p.len();
+        let mut u = Update { rule, first, second };
+        u.apply(0..n, p, &grads[start..start + n]);
+    });
+}

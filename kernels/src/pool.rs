@@ -1,0 +1,189 @@
+//! A persistent worker pool for splitting one kernel call across cores, with no heap
+//! allocation per call (feature `std`).
+//!
+//! Why not `std::thread::scope`: spawning allocates (a thread, its stack, a packet),
+//! and a training step must allocate nothing after warm-up. The workers here are
+//! spawned once, in [`Pool::new`], and park on a condition variable between calls;
+//! [`Pool::run`] hands them a borrowed closure and returns only after every worker is
+//! done with it, which is what makes lending a non-`'static` closure sound.
+//!
+//! Each thread also owns a GEMM packing workspace ([`Pool::pack`]), so that the
+//! parallel GEMMs of [`crate::par`] allocate nothing either.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::sgemm::PACK_LEN;
+
+/// The most threads a pool runs (partitions are built in fixed-size stack arrays).
+pub const MAX_THREADS: usize = 16;
+
+/// The job type: called once per thread index `0..threads`.
+type Job<'a> = dyn Fn(usize) + Sync + 'a;
+
+/// A borrowed job with its lifetime erased; valid while [`Pool::run`] waits.
+#[derive(Clone, Copy)]
+struct JobPtr(*const Job<'static>);
+
+// SAFETY: the pointee is `Sync` (so calling it from another thread is fine), and
+// `Pool::run` keeps it alive until every worker has reported back (see `run`).
+#[allow(unsafe_code)]
+unsafe impl Send for JobPtr {}
+
+struct State {
+    job: Option<JobPtr>,
+    /// Incremented per job: a worker runs each epoch once.
+    epoch: u64,
+    /// Workers that have not finished the current job.
+    pending: usize,
+    panicked: bool,
+    quit: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic inside a job is caught before the lock is taken again, so poisoning can
+    // only come from a bug here; the state stays consistent either way.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `threads − 1` parked workers plus the calling thread, and one packing workspace
+/// per thread.
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    packs: Vec<Mutex<Vec<f32>>>,
+}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pool").field("threads", &self.threads()).finish()
+    }
+}
+
+impl Pool {
+    /// A pool of `threads` threads (clamped to `1..=MAX_THREADS`): the caller of
+    /// [`Pool::run`] is thread 0, and `threads − 1` workers are spawned here, once.
+    pub fn new(threads: usize) -> Self {
+        let threads = threads.clamp(1, MAX_THREADS);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                job: None,
+                epoch: 0,
+                pending: 0,
+                panicked: false,
+                quit: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let workers = (1..threads)
+            .map(|index| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("idmlp-worker-{index}"))
+                    .spawn(move || worker(&shared, index))
+                    .expect("idmlp: cannot spawn a worker thread")
+            })
+            .collect();
+        let packs = (0..threads).map(|_| Mutex::new(vec![0.0; PACK_LEN])).collect();
+        Pool { shared, workers, packs }
+    }
+
+    /// Threads that [`Pool::run`] uses, the caller included.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Thread `index`'s packing workspace ([`PACK_LEN`] floats). Each thread locks
+    /// only its own, so the lock is never contended.
+    pub fn pack(&self, index: usize) -> MutexGuard<'_, Vec<f32>> {
+        self.packs[index].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Calls `job(i)` for every thread index `i` in `0..threads`, `job(0)` on the
+    /// calling thread, and returns when all calls have returned. A panic in any call
+    /// is re-raised here after all have finished. Allocates nothing.
+    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() {
+            return job(0);
+        }
+        // SAFETY: only the lifetime is erased. Workers dereference the pointer only
+        // between this publication and their `pending` decrement, and this function
+        // does not return (not even by unwinding: `job(0)` runs under catch_unwind)
+        // before `pending` is back to zero, so `job` outlives every use.
+        #[allow(unsafe_code)]
+        let ptr =
+            JobPtr(unsafe { core::mem::transmute::<*const Job<'_>, *const Job<'static>>(job) });
+        {
+            let mut s = lock(&self.shared.state);
+            s.job = Some(ptr);
+            s.epoch = s.epoch.wrapping_add(1);
+            s.pending = self.workers.len();
+            s.panicked = false;
+        }
+        self.shared.work.notify_all();
+        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        let mut s = lock(&self.shared.state);
+        while s.pending > 0 {
+            s = self.shared.done.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        s.job = None;
+        let theirs = s.panicked;
+        drop(s);
+        if let Err(payload) = mine {
+            resume_unwind(payload);
+        }
+        assert!(!theirs, "idmlp: a worker thread panicked");
+    }
+}
+
+fn worker(shared: &Shared, index: usize) {
+    let mut seen = 0u64;
+    let mut s = lock(&shared.state);
+    loop {
+        while s.epoch == seen && !s.quit {
+            s = shared.work.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        if s.quit {
+            return;
+        }
+        seen = s.epoch;
+        let Some(JobPtr(job)) = s.job else { continue };
+        drop(s);
+        // SAFETY: `Pool::run` keeps the job alive until `pending` reaches zero, which
+        // needs this worker's decrement below.
+        #[allow(unsafe_code)]
+        let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(index) }));
+        s = lock(&shared.state);
+        s.panicked |= result.is_err();
+        s.pending -= 1;
+        if s.pending == 0 {
+            shared.done.notify_one();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        lock(&self.shared.state).quit = true;
+        self.shared.work.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Splits `0..len` into `parts` contiguous pieces whose boundaries are multiples of
+/// `unit` (the last piece takes the rest): piece `i` is returned.
+pub fn piece(len: usize, parts: usize, unit: usize, i: usize) -> core::ops::Range<usize> {
+    let units = len.div_ceil(unit);
+    let bound = |j: usize| (units * j / parts * unit).min(len);
+    bound(i)..if i + 1 == parts { len } else { bound(i + 1) }
+}
