@@ -9,6 +9,7 @@
 //! right-hand operand.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::optim::Update;
 use crate::pool::{MAX_THREADS, Pool, piece};
@@ -50,7 +51,9 @@ fn row_pieces(
     out
 }
 
-/// Runs `f(thread, first_row, piece)` on every thread's row piece of `c`.
+/// Runs `f(thread, first_row, piece)` on each of `threads` row pieces of `c`; pieces
+/// are claimed by whichever thread is free (the caller does them all if the workers
+/// are late), and `thread` names the packing workspace to use.
 fn split_rows(
     pool: &Pool,
     c: &mut [f32],
@@ -61,9 +64,13 @@ fn split_rows(
 ) {
     let threads = pool.threads();
     let pieces = row_pieces(c, rows, row, threads, unit);
+    let next = AtomicUsize::new(0);
+    // Pieces are claimed, not assigned: a worker that wakes late finds them taken.
     pool.run(&|t| {
-        if let Some((start, c)) = take(&pieces[t]) {
-            f(t, start, c);
+        while let Some(slot) = pieces[..threads].get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Some((start, c)) = take(slot) {
+                f(t, start, c);
+            }
         }
     });
 }
@@ -223,12 +230,19 @@ pub fn update(
     let ff = if moments >= 1 { row_pieces(first, len, 1, threads, 16) } else { Default::default() };
     let ss =
         if moments >= 2 { row_pieces(second, len, 1, threads, 16) } else { Default::default() };
-    pool.run(&|t| {
-        let Some((start, p)) = take(&pp[t]) else { return };
-        let first = take(&ff[t]).map_or(&mut [][..], |(_, s)| s);
-        let second = take(&ss[t]).map_or(&mut [][..], |(_, s)| s);
-        let n = p.len();
-        let mut u = Update { rule, first, second };
-        u.apply(0..n, p, &grads[start..start + n]);
+    let next = AtomicUsize::new(0);
+    pool.run(&|_| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= threads {
+                break;
+            }
+            let Some((start, p)) = take(&pp[i]) else { continue };
+            let first = take(&ff[i]).map_or(&mut [][..], |(_, s)| s);
+            let second = take(&ss[i]).map_or(&mut [][..], |(_, s)| s);
+            let n = p.len();
+            let mut u = Update { rule, first, second };
+            u.apply(0..n, p, &grads[start..start + n]);
+        }
     });
 }

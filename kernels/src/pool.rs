@@ -32,10 +32,12 @@ struct JobPtr(*const Job<'static>);
 unsafe impl Send for JobPtr {}
 
 struct State {
+    /// The current job; `None` once the caller has finished its own call, so that a
+    /// worker waking up later does not start it.
     job: Option<JobPtr>,
-    /// Incremented per job: a worker runs each epoch once.
+    /// Incremented per job: a worker runs each epoch at most once.
     epoch: u64,
-    /// Workers that have not finished the current job.
+    /// Workers that started the current job and have not finished it.
     pending: usize,
     panicked: bool,
     quit: bool,
@@ -107,17 +109,23 @@ impl Pool {
         self.packs[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Calls `job(i)` for every thread index `i` in `0..threads`, `job(0)` on the
-    /// calling thread, and returns when all calls have returned. A panic in any call
-    /// is re-raised here after all have finished. Allocates nothing.
+    /// Calls `job(0)` on the calling thread and `job(i)` on each worker `i` that wakes
+    /// up before `job(0)` returns, then waits for the calls that started. A panic in
+    /// any call is re-raised here after all have finished. Allocates nothing.
+    ///
+    /// A worker that is not scheduled in time (a busy machine) is skipped rather than
+    /// waited for, so a job must claim its pieces of work dynamically (an atomic
+    /// counter) and `job(0)` must finish whatever is left: then the caller never
+    /// sleeps on a descheduled worker, and the result cannot depend on who ran what.
     pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
         if self.workers.is_empty() {
             return job(0);
         }
-        // SAFETY: only the lifetime is erased. Workers dereference the pointer only
-        // between this publication and their `pending` decrement, and this function
-        // does not return (not even by unwinding: `job(0)` runs under catch_unwind)
-        // before `pending` is back to zero, so `job` outlives every use.
+        // SAFETY: only the lifetime is erased. A worker copies the pointer out of the
+        // state only while `job` is `Some` (and counts itself in `pending` under the
+        // same lock); this function clears `job` and then waits for `pending` to reach
+        // zero before returning (not even unwinding skips that: `job(0)` runs under
+        // catch_unwind), so `job` outlives every use.
         #[allow(unsafe_code)]
         let ptr =
             JobPtr(unsafe { core::mem::transmute::<*const Job<'_>, *const Job<'static>>(job) });
@@ -125,12 +133,13 @@ impl Pool {
             let mut s = lock(&self.shared.state);
             s.job = Some(ptr);
             s.epoch = s.epoch.wrapping_add(1);
-            s.pending = self.workers.len();
+            s.pending = 0;
             s.panicked = false;
         }
         self.shared.work.notify_all();
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
         let mut s = lock(&self.shared.state);
+        s.job = None;
         while s.pending > 0 {
             s = self.shared.done.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
@@ -155,7 +164,9 @@ fn worker(shared: &Shared, index: usize) {
             return;
         }
         seen = s.epoch;
+        // Too late (the caller has finished): skip this job.
         let Some(JobPtr(job)) = s.job else { continue };
+        s.pending += 1;
         drop(s);
         // SAFETY: `Pool::run` keeps the job alive until `pending` reaches zero, which
         // needs this worker's decrement below.
