@@ -364,18 +364,20 @@ mod tests {
     }
 
     /// Two and three threads train bit for bit like one, for every optimizer, at a
-    /// batch that splits the GEMMs (B = 24: four microkernel row-tiles) and at batch 1,
-    /// on a model wide enough (D = 80) that the products are split at all.
+    /// batch that splits the GEMMs (B = 24: four microkernel row-tiles, D = 80) and at
+    /// batch 1 on MNIST's width (D = 794: the fused layer is split by columns of W).
     #[test]
     fn threads_train_bit_identically() {
-        let arch = Architecture::new(72, 8, 3);
         for kind in [
             OptimizerKind::Sgd { lr: 0.05 },
             OptimizerKind::Momentum { lr: 0.05, mu: 0.9 },
             OptimizerKind::Adam(crate::optim::Adam { lr: 0.01, ..Default::default() }),
         ] {
-            for batch in [24, 1] {
-                let x: Vec<f32> = (0..batch * 72).map(|i| (i % 13) as f32 / 13.0).collect();
+            for (batch, arch) in
+                [(24, Architecture::new(72, 8, 3)), (1, Architecture::new(784, 10, 2))]
+            {
+                let d = arch.inputs;
+                let x: Vec<f32> = (0..batch * d).map(|i| (i % 13) as f32 / 13.0).collect();
                 let y: Vec<u32> = (0..batch as u32).map(|i| i % 8).collect();
                 let mlp = Mlp::new(arch, Init::He, 2);
                 let run = |threads: usize| {

@@ -279,7 +279,7 @@ impl Update<'_> {
 /// `first`/`second` are W's moments (empty when the rule keeps none).
 #[track_caller]
 pub fn linear_rank1_update(
-    mut dx: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
     w: &mut [f32],
     first: &mut [f32],
     second: &mut [f32],
@@ -289,12 +289,42 @@ pub fn linear_rank1_update(
 ) {
     let k = x.len();
     assert_eq!(w.len(), dy.len() * k, "linear_rank1_update: W is not dy.len()×x.len()");
+    let want = |n: usize| if rule.moments() >= n { w.len() } else { 0 };
+    assert!(
+        first.len() == want(1) && second.len() == want(2),
+        "linear_rank1_update: moment lengths {} and {} for {} weights under {rule:?}",
+        first.len(),
+        second.len(),
+        w.len()
+    );
     if k == 0 {
         return;
     }
+    let (mut f, mut v) = (first.chunks_exact_mut(k), second.chunks_exact_mut(k));
+    let rows = w
+        .chunks_exact_mut(k)
+        .zip(dy)
+        .map(|(w_row, &s)| (w_row, f.next().unwrap_or(&mut []), v.next().unwrap_or(&mut []), s));
+    rank1_rows(dx, rows, x, rule);
+}
+
+/// One row of W for [`rank1_rows`]: the row (or a column range of it), the same part
+/// of its moments (empty when the rule keeps none), and `dy[i]`.
+pub type Rank1Row<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], f32);
+
+/// The loop of [`linear_rank1_update`] over any rows, or column ranges of rows, of W:
+/// `dx += s·w_row` (old values), then the update with `g = s·x`. `dx` and `x` cover
+/// the same columns as each row. Callers check the lengths (moment rows as long as
+/// the weight row, or empty when the rule keeps none).
+pub fn rank1_rows<'a>(
+    mut dx: Option<&mut [f32]>,
+    rows: impl Iterator<Item = Rank1Row<'a>>,
+    x: &[f32],
+    rule: UpdateRule,
+) {
     match rule {
         UpdateRule::Sgd { lr } => {
-            for (w_row, &s) in w.chunks_exact_mut(k).zip(dy) {
+            for (w_row, _, _, s) in rows {
                 if let Some(dx) = dx.as_deref_mut() {
                     dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
                 }
@@ -302,9 +332,8 @@ pub fn linear_rank1_update(
             }
         }
         UpdateRule::Momentum { lr, mu } => {
-            assert_eq!(first.len(), w.len(), "linear_rank1_update: velocity length");
-            for ((w_row, v_row), &s) in w.chunks_exact_mut(k).zip(first.chunks_exact_mut(k)).zip(dy)
-            {
+            for (w_row, v_row, _, s) in rows {
+                assert_eq!(v_row.len(), w_row.len(), "rank1_rows: velocity row length");
                 match dx.as_deref_mut() {
                     // One loop per row: W and v are each read and written once.
                     Some(dx) => {
@@ -324,12 +353,11 @@ pub fn linear_rank1_update(
             }
         }
         UpdateRule::Adam { beta1, beta2, step, inv_c2, eps } => {
-            assert!(
-                first.len() == w.len() && second.len() == w.len(),
-                "linear_rank1_update: moment lengths"
-            );
-            let moments = first.chunks_exact_mut(k).zip(second.chunks_exact_mut(k));
-            for ((w_row, (m_row, v_row)), &s) in w.chunks_exact_mut(k).zip(moments).zip(dy) {
+            for (w_row, m_row, v_row, s) in rows {
+                assert!(
+                    m_row.len() == w_row.len() && v_row.len() == w_row.len(),
+                    "rank1_rows: moment row lengths"
+                );
                 if let Some(dx) = dx.as_deref_mut() {
                     dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
                 }

@@ -246,3 +246,103 @@ pub fn update(
         }
     });
 }
+
+/// Rows of W per dispatch of [`linear_rank1`]: the column halves of that many rows are
+/// gathered into stack arrays of slices (16 KiB each).
+const RANK1_ROWS: usize = 1024;
+
+/// One column half of a block of W's rows for [`linear_rank1`].
+struct Half<'s, 'a> {
+    w: &'s mut [&'a mut [f32]],
+    first: &'s mut [&'a mut [f32]],
+    second: &'s mut [&'a mut [f32]],
+    dx: Option<&'s mut [f32]>,
+    x: &'s [f32],
+}
+
+/// [`Update::linear_rank1`] on `pool`: W's columns (and `dx`, `x`) cut in two halves
+/// at a multiple of 16, one per thread, so that each half of `dx` is accumulated over
+/// the rows in the same order as on one thread (bit-identical), and W and its moments
+/// stream through two cores. Two pieces whatever the thread count.
+#[track_caller]
+pub fn linear_rank1(
+    pool: &Pool,
+    update: &mut Update<'_>,
+    dx: Option<&mut [f32]>,
+    range: core::ops::Range<usize>,
+    params: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+) {
+    let (n, k) = (dy.len(), x.len());
+    if pool.threads() == 1 || n * k < MIN_SPLIT_FMAS || k < 32 {
+        return update.linear_rank1(dx, range, params, dy, x);
+    }
+    assert_eq!(range.len(), n * k, "par::linear_rank1: W has {} values for {n}×{k}", range.len());
+    let rule = update.rule;
+    let moments = rule.moments();
+    let w = &mut params[range.clone()];
+    let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
+    let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
+    let mid = piece(k, 2, 16, 0).end;
+    let (x_left, x_right) = x.split_at(mid);
+    let (mut dx_left, mut dx_right) = match dx {
+        Some(dx) => {
+            assert_eq!(dx.len(), k, "par::linear_rank1: dx has {} values, x {k}", dx.len());
+            let (l, r) = dx.split_at_mut(mid);
+            (Some(l), Some(r))
+        }
+        None => (None, None),
+    };
+    let empty = || -> [&mut [f32]; RANK1_ROWS] { core::array::from_fn(|_| &mut [][..]) };
+    let (mut wl, mut wr, mut fl, mut fr, mut sl, mut sr) =
+        (empty(), empty(), empty(), empty(), empty(), empty());
+    let mut w_rows = w.chunks_exact_mut(k);
+    let mut f_rows = first.chunks_exact_mut(k);
+    let mut s_rows = second.chunks_exact_mut(k);
+    for dy in dy.chunks(RANK1_ROWS) {
+        let rows = dy.len();
+        for i in 0..rows {
+            (wl[i], wr[i]) = w_rows.next().expect("W has n rows").split_at_mut(mid);
+            if moments >= 1 {
+                (fl[i], fr[i]) = f_rows.next().expect("moment rows").split_at_mut(mid);
+            }
+            if moments >= 2 {
+                (sl[i], sr[i]) = s_rows.next().expect("moment rows").split_at_mut(mid);
+            }
+        }
+        let fm = if moments >= 1 { rows } else { 0 };
+        let sm = if moments >= 2 { rows } else { 0 };
+        let halves = [
+            Mutex::new(Some(Half {
+                w: &mut wl[..rows],
+                first: &mut fl[..fm],
+                second: &mut sl[..sm],
+                dx: dx_left.as_deref_mut(),
+                x: x_left,
+            })),
+            Mutex::new(Some(Half {
+                w: &mut wr[..rows],
+                first: &mut fr[..fm],
+                second: &mut sr[..sm],
+                dx: dx_right.as_deref_mut(),
+                x: x_right,
+            })),
+        ];
+        let next = AtomicUsize::new(0);
+        pool.run(&|_| {
+            while let Some(slot) = halves.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some(h) = taken {
+                    let (mut f, mut s) = (h.first.iter_mut(), h.second.iter_mut());
+                    let rows = h.w.iter_mut().zip(dy).map(|(w_row, &d)| {
+                        let fr = f.next().map_or(&mut [][..], |r| &mut **r);
+                        let sr = s.next().map_or(&mut [][..], |r| &mut **r);
+                        (&mut **w_row, fr, sr, d)
+                    });
+                    crate::optim::rank1_rows(h.dx, rows, h.x, rule);
+                }
+            }
+        });
+    }
+}

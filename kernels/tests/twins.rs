@@ -814,6 +814,51 @@ fn par_gemms_and_update_are_bit_identical_to_serial() {
                 assert_all_eq(&format!("par::gemm_atb {m}×{k}×{n} t={threads}"), &c, &want, n);
             }
         }
+        // The batch-1 fused layer, split by columns of W.
+        for rule_id in 0..3 {
+            for &(n, k) in &[(794, 794), (700, 1001)] {
+                let mut rng = Rng::new((n + k) as u64 + rule_id);
+                let p0 = rng.vec(5 + n * k, -1.0, 1.0);
+                let (dy, x) = (grads(&mut rng, n), rng.vec(k, 0.0, 1.0));
+                let hp = Adam::default();
+                let rule = match rule_id {
+                    0 => kern::UpdateRule::Sgd { lr: 0.1 },
+                    1 => kern::UpdateRule::Momentum { lr: 0.1, mu: 0.9 },
+                    _ => kern::UpdateRule::adam(&hp, 3),
+                };
+                let moments = |i: usize| {
+                    let mut r = Rng::new(i as u64);
+                    if rule.moments() >= i { r.vec(5 + n * k, 0.0, 0.5) } else { vec![] }
+                };
+                let (f0, s0) = (moments(1), moments(2));
+                let dx0 = rng.vec(k, -1.0, 1.0);
+                let run = |parallel: bool| {
+                    let (mut p, mut f, mut s, mut dx) =
+                        (p0.clone(), f0.clone(), s0.clone(), dx0.clone());
+                    let mut u = kern::Update { rule, first: &mut f[..], second: &mut s[..] };
+                    if parallel {
+                        par::linear_rank1(
+                            &pool,
+                            &mut u,
+                            Some(&mut dx),
+                            5..5 + n * k,
+                            &mut p,
+                            &dy,
+                            &x,
+                        );
+                    } else {
+                        u.linear_rank1(Some(&mut dx), 5..5 + n * k, &mut p, &dy, &x);
+                    }
+                    (p, f, s, dx)
+                };
+                let (got, want) = (run(true), run(false));
+                let what = format!("par::linear_rank1 {n}×{k} rule {rule_id} t={threads}");
+                assert_all_eq(&format!("{what}: W"), &got.0, &want.0, k);
+                assert_all_eq(&format!("{what}: first"), &got.1, &want.1, k);
+                assert_all_eq(&format!("{what}: second"), &got.2, &want.2, k);
+                assert_all_eq(&format!("{what}: dx"), &got.3, &want.3, k);
+            }
+        }
         let len = 200_003;
         let mut rng = Rng::new(len as u64);
         let g = grads(&mut rng, len);
