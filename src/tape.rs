@@ -732,7 +732,10 @@ fn rank1_backward_update(
     let (below, above) = d.arena.split_at_mut(out.offset);
     let dout: &[f32] = &above[..out.len()];
     let dx = if x.needs_grad { Some(&mut below[x.range()]) } else { None };
-    d.gemm.linear_rank1(update, dx, w.range(), params, dout, xv);
+    // One thread even with a pool: this sweep is memory-bound, and here one core
+    // already saturates the memory bandwidth; split across two (`par::linear_rank1`,
+    // bit-identical) it measured 0.7–1.0× the one-thread time.
+    update.linear_rank1(dx, w.range(), params, dout, xv);
     if let Some(b) = b {
         if b.needs_grad {
             let (db, dout) = d.split(b, out);
@@ -857,22 +860,6 @@ impl Gemms<'_> {
         match self.pool {
             Some(pool) => k::par::gemm_atb(pool, m, kk, n, alpha, a, b, beta, c),
             None => k::gemm_atb(m, kk, n, alpha, a, b, beta, c, self.pack),
-        }
-    }
-
-    /// [`k::Update::linear_rank1`].
-    fn linear_rank1(
-        &self,
-        update: &mut k::Update<'_>,
-        dx: Option<&mut [f32]>,
-        range: Range<usize>,
-        params: &mut [f32],
-        dy: &[f32],
-        x: &[f32],
-    ) {
-        match self.pool {
-            Some(pool) => k::par::linear_rank1(pool, update, dx, range, params, dy, x),
-            None => update.linear_rank1(dx, range, params, dy, x),
         }
     }
 

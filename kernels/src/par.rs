@@ -19,6 +19,11 @@ use crate::{check_len, gemm};
 /// Below this many multiply-adds a call is not split (the hand-off costs ~10 µs).
 const MIN_SPLIT_FMAS: usize = 1 << 18;
 
+/// Whether a one-row product (batch 1, memory-bound) is split. Measured here: one core
+/// already saturates this machine's memory bandwidth, and two made the batch-1 step
+/// 0.7–1.0× as fast; kept (and tested) for machines where it pays.
+const SPLIT_ONE_ROW: bool = false;
+
 /// Elements per thread below which an update is not split.
 const MIN_SPLIT_ELEMS: usize = 1 << 15;
 
@@ -132,7 +137,7 @@ pub fn gemm_abt(
         return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_abt B", b.len(), n, k);
-    if m == 1 {
+    if m == 1 && SPLIT_ONE_ROW {
         // C is one row: its columns are contiguous pieces.
         return split_rows(pool, c, n, 1, 16, &|t, j0, c| {
             let cols = c.len();
@@ -264,6 +269,9 @@ struct Half<'s, 'a> {
 /// at a multiple of 16, one per thread, so that each half of `dx` is accumulated over
 /// the rows in the same order as on one thread (bit-identical), and W and its moments
 /// stream through two cores. Two pieces whatever the thread count.
+///
+/// Not used by the tape: on this machine one core saturates the memory bandwidth,
+/// and the split batch-1 step measured 0.7–1.0× the one-thread time.
 #[track_caller]
 pub fn linear_rank1(
     pool: &Pool,
