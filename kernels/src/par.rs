@@ -1,12 +1,13 @@
 //! The GEMM wrappers and the optimizer update split across a [`Pool`] (feature `std`).
 //!
-//! Each call cuts its output into one contiguous piece per thread — rows of C, at
-//! multiples of the microkernel's [`MR`] rows (or, for a single row, columns at
-//! multiples of 16) — and runs the serial kernel on each piece with that thread's
-//! packing workspace. Every element of C is then computed by the same instructions in
-//! the same order as in the one-thread call, so the results are **bit-identical for
-//! any thread count**. The price of a row split is that each thread packs the whole
-//! right-hand operand.
+//! Each call cuts its output into one contiguous piece per thread, at multiples of the
+//! microkernel tile, and runs the serial kernel on each piece with that thread's
+//! packing workspace: the forward and input-gradient products by columns of C (each
+//! thread packs its half of the weight; the pieces are computed into per-thread
+//! scratch and copied into C), the weight gradient and everything else by rows of C
+//! (multiples of [`MR`]). Every element of C is then computed by the same instructions
+//! in the same order as in the one-thread call, so the results are **bit-identical for
+//! any thread count**.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,11 @@ const MIN_SPLIT_FMAS: usize = 1 << 18;
 /// already saturates this machine's memory bandwidth, and two made the batch-1 step
 /// 0.7–1.0× as fast; kept (and tested) for machines where it pays.
 const SPLIT_ONE_ROW: bool = false;
+
+/// Up to this many rows of C (the batch), the forward and input-gradient products are
+/// split by columns (W packed once in total) rather than by rows (W packed by every
+/// thread).
+const COL_SPLIT_MAX_ROWS: usize = 1024;
 
 /// Elements per thread below which an update is not split.
 const MIN_SPLIT_ELEMS: usize = 1 << 15;
@@ -80,6 +86,86 @@ fn split_rows(
     });
 }
 
+/// `C ← α·A·op(B) + β·C` (`C: m×n` row-major) split by columns of C at multiples of
+/// 16 (the microkernel width): `piece_b(j0, j1)` gives B's part for columns `j0..j1`
+/// as `(slice, row stride, column stride)` of the `k×(j1 − j0)` operand. Each thread
+/// computes its columns into its own contiguous scratch (starting from C's values
+/// when `β ≠ 0`), then the caller copies them into C. Why not rows: a row split makes
+/// every thread pack all of B (the 794×794 weight), a column split packs it once,
+/// half per thread; the copy is `m·n` floats, small next to the product.
+#[allow(clippy::too_many_arguments)]
+fn split_cols<'b>(
+    pool: &Pool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    piece_b: &(dyn Fn(usize, usize) -> (&'b [f32], usize, usize) + Sync),
+    beta: f32,
+    c: &mut [f32],
+) {
+    let threads = pool.threads();
+    let next = AtomicUsize::new(0);
+    let c_in: &[f32] = c;
+    // Who computed piece i, and where in that thread's scratch: for the copy-back.
+    let owner: [AtomicUsize; MAX_THREADS] = Default::default();
+    let offset: [AtomicUsize; MAX_THREADS] = Default::default();
+    pool.run(&|t| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= threads {
+                break;
+            }
+            let cols = piece(n, threads, 16, i);
+            let w = cols.len();
+            if w == 0 {
+                continue;
+            }
+            let mut scratch = pool.scratch(t, 0);
+            // A thread may claim several pieces: each gets its own stretch of scratch,
+            // and room for all of C is reserved once so that no later call grows it.
+            let base = scratch.len();
+            scratch.reserve((m * n).saturating_sub(base));
+            scratch.resize(base + m * w, 0.0);
+            let out = &mut scratch[base..];
+            if beta != 0.0 {
+                for (o, row) in out.chunks_exact_mut(w).zip(c_in.chunks_exact(n)) {
+                    o.copy_from_slice(&row[cols.clone()]);
+                }
+            }
+            let (b, rsb, csb) = piece_b(cols.start, cols.end);
+            #[rustfmt::skip]
+            crate::sgemm::sgemm(
+                m, k, w,
+                alpha,
+                a, k, 1,
+                b, rsb, csb,
+                beta,
+                out, w, 1,
+                &mut pool.pack(t),
+            );
+            owner[i].store(t, Ordering::Relaxed);
+            offset[i].store(base, Ordering::Relaxed);
+        }
+    });
+    for (i, o) in owner.iter().enumerate().take(threads) {
+        let cols = piece(n, threads, 16, i);
+        let w = cols.len();
+        if w == 0 {
+            continue;
+        }
+        let (t, base) = (o.load(Ordering::Relaxed), offset[i].load(Ordering::Relaxed));
+        let scratch = pool.scratch(t, 0);
+        for (row, s) in c.chunks_exact_mut(n).zip(scratch[base..base + m * w].chunks_exact(w)) {
+            row[cols.clone()].copy_from_slice(s);
+        }
+    }
+    for t in 0..threads {
+        pool.scratch(t, 0).clear();
+    }
+}
+
 /// [`gemm::gemm_ab`] (`C ← α·A·B + β·C`, `A: m×k`, `B: k×n`) on `pool`: rows of C
 /// (and A) split across threads.
 #[track_caller]
@@ -100,6 +186,10 @@ pub fn gemm_ab(
         return gemm::gemm_ab(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_ab A", a.len(), m, k);
+    if m <= COL_SPLIT_MAX_ROWS && n >= 32 {
+        check_len("par::gemm_ab B", b.len(), k, n);
+        return split_cols(pool, m, k, n, alpha, a, &|j0, _| (&b[j0..], n, 1), beta, c);
+    }
     split_rows(pool, c, m, n, MR, &|t, r0, c| {
         let rows = c.len() / n.max(1);
         gemm::gemm_ab(
@@ -158,6 +248,9 @@ pub fn gemm_abt(
         return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_abt A", a.len(), m, k);
+    if m <= COL_SPLIT_MAX_ROWS && n >= 32 {
+        return split_cols(pool, m, k, n, alpha, a, &|j0, j1| (&b[j0 * k..j1 * k], 1, k), beta, c);
+    }
     split_rows(pool, c, m, n, MR, &|t, r0, c| {
         let rows = c.len() / n.max(1);
         gemm::gemm_abt(

@@ -61,6 +61,8 @@ pub struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     packs: Vec<Mutex<Vec<f32>>>,
+    /// Per-thread output scratch for column-split GEMMs (grown on first use, kept).
+    scratch: Vec<Mutex<Vec<f32>>>,
 }
 
 impl core::fmt::Debug for Pool {
@@ -95,7 +97,8 @@ impl Pool {
             })
             .collect();
         let packs = (0..threads).map(|_| Mutex::new(vec![0.0; PACK_LEN])).collect();
-        Pool { shared, workers, packs }
+        let scratch = (0..threads).map(|_| Mutex::new(Vec::new())).collect();
+        Pool { shared, workers, packs, scratch }
     }
 
     /// Threads that [`Pool::run`] uses, the caller included.
@@ -107,6 +110,17 @@ impl Pool {
     /// only its own, so the lock is never contended.
     pub fn pack(&self, index: usize) -> MutexGuard<'_, Vec<f32>> {
         self.packs[index].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Thread `index`'s output scratch (for a GEMM split by columns of C): grown to
+    /// at least `len` floats on first use and kept, so steady-state calls allocate
+    /// nothing. Only thread `index` locks it.
+    pub fn scratch(&self, index: usize, len: usize) -> MutexGuard<'_, Vec<f32>> {
+        let mut s = self.scratch[index].lock().unwrap_or_else(PoisonError::into_inner);
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        s
     }
 
     /// Calls `job(0)` on the calling thread and `job(i)` on each worker `i` that wakes
