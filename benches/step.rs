@@ -12,9 +12,10 @@
 //! IDMLP_BENCH_FULL=1 cargo bench --bench step        # the whole grid (long)
 //! ```
 //!
-//! By default: B ∈ {1, 32, 100, 128} × L = 20 × momentum, one thread. With
+//! By default: `versus_plain` (issue 5's batch-1 acceptance, see `plain.rs`), then
+//! B ∈ {1, 32, 100, 128} × L = 20 × momentum on one thread, and (128, 20) on two. With
 //! `IDMLP_BENCH_FULL=1`: B ∈ {1, 32, 100, 128, 512} × L ∈ {5, 20, 50} × {sgd, momentum,
-//! adam}. Training runs on one thread (two-thread partitioning is not implemented).
+//! adam} × threads ∈ {1, 2}. `step_gemms` (the yardstick) always runs on one thread.
 
 use std::hint::black_box;
 
@@ -25,6 +26,9 @@ use idmlp::optim::{Adam, OptimizerKind};
 use idmlp::train::{StepGemms, Trainer};
 use idmlp_kernels::gemm::{gemm_ab, gemm_abt, gemm_atb};
 use idmlp_kernels::sgemm::PACK_LEN;
+
+mod plain;
+use plain::PlainStep;
 
 /// MNIST: d = 28·28 pixels, C = 10 classes, so D = 794.
 const PIXELS: usize = 784;
@@ -39,8 +43,8 @@ const ROTATION: usize = 4;
 /// default 0.01 diverges within a few dozen steps on uniform random pixels).
 const LR: f32 = 1e-4;
 
-/// The (B, L, optimizer) points to measure.
-fn grid() -> Vec<(usize, usize, OptimizerKind)> {
+/// The (B, L, optimizer, threads) points to measure.
+fn grid() -> Vec<(usize, usize, OptimizerKind, usize)> {
     let momentum = OptimizerKind::Momentum { lr: LR, mu: 0.9 };
     if std::env::var_os("IDMLP_BENCH_FULL").is_some_and(|v| v != "0") {
         let adam = OptimizerKind::Adam(Adam { lr: LR, ..Adam::default() });
@@ -48,12 +52,17 @@ fn grid() -> Vec<(usize, usize, OptimizerKind)> {
         let mut points = Vec::new();
         for layers in [5, 20, 50] {
             for batch in [1, 32, 100, 128, 512] {
-                points.extend(kinds.iter().map(|&k| (batch, layers, k)));
+                for threads in [1, 2] {
+                    points.extend(kinds.iter().map(|&k| (batch, layers, k, threads)));
+                }
             }
         }
         points
     } else {
-        [1, 32, 100, 128].into_iter().map(|b| (b, 20, momentum)).collect()
+        let mut points: Vec<_> =
+            [1, 32, 100, 128].into_iter().map(|b| (b, 20, momentum, 1)).collect();
+        points.push((128, 20, momentum, 2));
+        points
     }
 }
 
@@ -90,11 +99,12 @@ fn slow_group<'c>(
 }
 
 fn step(c: &mut Criterion) {
-    for (batch, layers, kind) in grid() {
+    for (batch, layers, kind, threads) in grid() {
         let arch = Architecture::new(PIXELS, CLASSES, layers);
-        let mut group = slow_group(c, &format!("step/{}", kind.name()));
+        let mut group = slow_group(c, &format!("step/{}/T={threads}", kind.name()));
         group.throughput(Throughput::Elements(arch.step_flops(batch)));
-        let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), 0), kind);
+        let mut trainer =
+            Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
         let data = batches(batch);
         // Warm-up outside the timing: the first step sizes the tape.
         trainer.step(&data[0].0, &data[0].1);
@@ -109,11 +119,50 @@ fn step(c: &mut Criterion) {
     }
 }
 
+/// Issue 5's batch-1 acceptance, in one group so that both sides see the same load:
+/// `idmlp` is `Trainer::step`, `matrixmultiply` the same step through plain
+/// `matrixmultiply::sgemm` calls and one update loop afterwards ([`PlainStep`]), at
+/// (B, L) = (1, 20), SGD and momentum. The two are checked to train to the same
+/// parameters (within rounding) before timing.
+fn versus_plain(c: &mut Criterion) {
+    let (batch, layers) = (1, 20);
+    let arch = Architecture::new(PIXELS, CLASSES, layers);
+    for kind in [OptimizerKind::Sgd { lr: LR }, OptimizerKind::Momentum { lr: LR, mu: 0.9 }] {
+        let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), 0), kind);
+        let mut plain = PlainStep::new(arch, batch, kind);
+        let data = batches(batch);
+        for (x, y) in &data {
+            trainer.step(x, y);
+            plain.step(x, y);
+        }
+        let diff = trainer.mlp().params.iter().zip(plain.params()).map(|(a, b)| (a - b).abs());
+        let diff = diff.fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "plain and idmlp steps disagree by {diff}");
+        let mut group =
+            slow_group(c, &format!("versus_plain/{}/B={batch}/L={layers}", kind.name()));
+        group.throughput(Throughput::Elements(arch.step_flops(batch)));
+        let mut i = 0;
+        group.bench_function("idmlp", |b| {
+            b.iter(|| {
+                i = (i + 1) % ROTATION;
+                trainer.step(black_box(&data[i].0), black_box(&data[i].1))
+            })
+        });
+        group.bench_function("matrixmultiply", |b| {
+            b.iter(|| {
+                i = (i + 1) % ROTATION;
+                plain.step(black_box(&data[i].0), black_box(&data[i].1))
+            })
+        });
+        group.finish();
+    }
+}
+
 /// The denominator of "step ÷ its GEMMs": once per (B, L), as the optimizer does not
 /// change the GEMMs.
 fn step_gemms(c: &mut Criterion) {
     let mut seen = Vec::new();
-    for (batch, layers, _) in grid() {
+    for (batch, layers, _, _) in grid() {
         if seen.contains(&(batch, layers)) {
             continue;
         }
@@ -137,7 +186,7 @@ fn layer_gemms(c: &mut Criterion) {
     let w = data(width * width, 7);
     let mut dw = vec![0.0f32; width * width];
     let mut batches_seen = Vec::new();
-    for (batch, _, _) in grid() {
+    for (batch, _, _, _) in grid() {
         if batches_seen.contains(&batch) {
             continue;
         }
@@ -185,5 +234,5 @@ fn interpretation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, step_gemms, layer_gemms, interpretation);
+criterion_group!(benches, versus_plain, step, step_gemms, layer_gemms, interpretation);
 criterion_main!(benches);

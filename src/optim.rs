@@ -118,17 +118,24 @@ impl Optimizer {
     /// One update of `params` from `grads` (same layout). Allocates nothing.
     #[track_caller]
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        assert_eq!(params.len(), grads.len(), "Optimizer::step: params and grads differ in length");
+        let len = params.len();
+        self.begin_update().apply(0..len, params, grads);
+    }
+
+    /// Counts one step and hands out its update, to be applied range by range (every
+    /// range exactly once): what [`Tape::backward_update`](crate::tape::Tape::backward_update)
+    /// takes. Applying it to the whole buffer at once is [`Optimizer::step`].
+    pub fn begin_update(&mut self) -> k::Update<'_> {
         self.steps += 1;
-        match self.kind {
-            OptimizerKind::Sgd { lr } => k::sgd_step(params, grads, lr),
-            OptimizerKind::Momentum { lr, mu } => {
-                k::momentum_step(params, &mut self.first, grads, lr, mu)
-            }
+        let rule = match self.kind {
+            OptimizerKind::Sgd { lr } => k::UpdateRule::Sgd { lr },
+            OptimizerKind::Momentum { lr, mu } => k::UpdateRule::Momentum { lr, mu },
             OptimizerKind::Adam(hp) => {
-                let t = u32::try_from(self.steps).unwrap_or(u32::MAX);
-                k::adam_step(params, &mut self.first, &mut self.second, grads, &hp, t);
+                k::UpdateRule::adam(&hp, u32::try_from(self.steps).unwrap_or(u32::MAX))
             }
-        }
+        };
+        k::Update { rule, first: &mut self.first, second: &mut self.second }
     }
 }
 

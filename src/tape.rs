@@ -149,14 +149,39 @@ pub struct Tape {
     /// GEMM packing workspace (`idmlp_kernels::sgemm::PACK_LEN` floats once the first
     /// product runs): owned here so that no GEMM allocates.
     pack: Vec<f32>,
+    /// Worker threads for the GEMMs and updates ([`Tape::set_threads`]); `None` is one
+    /// thread, the caller's.
+    pool: Option<k::pool::Pool>,
     mode: Option<Mode>,
     generation: u32,
+    /// Length of the parameter buffer of the current pass (checked by
+    /// [`Tape::backward_update`], which gets the buffer again, mutably).
+    params_len: usize,
 }
 
 impl Tape {
     /// An empty tape. Buffers grow on first use and are kept.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Runs this tape's GEMMs (and [`Tape::backward_update`]'s updates) on `threads`
+    /// threads: the caller's plus `threads − 1` workers spawned here, once, and parked
+    /// between calls, so a pass still allocates nothing. Each product is split by rows
+    /// of its output at multiples of the microkernel height, so every value is computed
+    /// exactly as on one thread: results are bit-identical for every thread count.
+    /// `threads ≤ 1` drops the workers. Changing the count respawns them.
+    pub fn set_threads(&mut self, threads: usize) {
+        let want = threads.clamp(1, k::pool::MAX_THREADS);
+        if want == self.threads() {
+            return;
+        }
+        self.pool = (want > 1).then(|| k::pool::Pool::new(want));
+    }
+
+    /// Threads this tape computes on (1 unless [`Tape::set_threads`] said otherwise).
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, k::pool::Pool::threads)
     }
 
     /// Forgets every node and record, keeping all capacity.
@@ -183,6 +208,7 @@ impl Tape {
     fn begin<'t>(&'t mut self, params: &'t [f32], mode: Mode) -> Graph<'t> {
         self.reset();
         self.mode = Some(mode);
+        self.params_len = params.len();
         Graph { tape: self, params }
     }
 
@@ -228,6 +254,47 @@ impl Tape {
             }
         }
         hash
+    }
+
+    /// Back-propagates the last recorded pass from `loss` and applies one optimizer
+    /// `update` to `params` (the buffer the pass read, now lent mutably), each
+    /// parameter range as soon as its gradient is final: the result is that of
+    /// [`Graph::backward_into_fresh`] followed by the update over the whole buffer, bit
+    /// for bit, in fewer sweeps over the parameters.
+    ///
+    /// - A range is updated right after the op that reads it has run its backward
+    ///   rule, while the range and its fresh gradient are still in cache, instead of in
+    ///   one more pass over every parameter, gradient and moment afterwards.
+    /// - At batch 1 a layer's backward (`dx += dy·W`, `dW = dyᵀ·x`) and the update of
+    ///   W are one sweep over W and its moments
+    ///   ([`Update::linear_rank1`](k::Update::linear_rank1)); that `dW` is never
+    ///   stored, so those ranges of `dparams` are left as they were. Every other range
+    ///   of `dparams` holds this pass's gradient on return.
+    /// - When two ops read overlapping parameter ranges (a weight used twice), no
+    ///   range is final before the end: this falls back to the full backward, then
+    ///   the update over the whole buffer.
+    ///
+    /// Panics if the pass was forward-only, if `params` is not as long as the buffer
+    /// the pass read, or if the moments of `update` do not fit it.
+    #[track_caller]
+    pub fn backward_update(
+        &mut self,
+        loss: Node,
+        params: &mut [f32],
+        dparams: &mut [f32],
+        update: &mut k::Update<'_>,
+    ) {
+        assert_eq!(
+            params.len(),
+            self.params_len,
+            "backward_update: params differ in length from the pass's"
+        );
+        update.check(params.len());
+        let fused =
+            backward_run(self, loss, &mut *params, dparams, ParamGrads::Overwrite, Some(update));
+        if !fused {
+            update.apply(0..params.len(), params, dparams);
+        }
     }
 
     #[track_caller]
@@ -320,8 +387,8 @@ impl<'t> Graph<'t> {
             x.rows, x.cols, w.rows, w.cols
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad);
-        let ([xv, wv], ov, pack) = self.operands_and_pack([x, w], out);
-        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov, pack);
+        let ([xv, wv], ov, mut gemm) = self.operands_and_pack([x, w], out);
+        gemm.abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov);
         self.tape.record(Op::MatMulT { x, w, out });
         out
     }
@@ -365,9 +432,9 @@ impl<'t> Graph<'t> {
             b.cols
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad || b.needs_grad);
-        let ([xv, wv, bv], ov, pack) = self.operands_and_pack([x, w, b], out);
+        let ([xv, wv, bv], ov, mut gemm) = self.operands_and_pack([x, w, b], out);
         k::bias_forward(ov, bv, x.rows, w.rows);
-        k::gemm_abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov, pack);
+        gemm.abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov);
         self.tape.record(Op::Linear { x, w, b, out });
         out
     }
@@ -502,51 +569,7 @@ impl<'t> Graph<'t> {
 
     #[track_caller]
     fn backward_impl(&mut self, loss: Node, dparams: &mut [f32], mode: ParamGrads) {
-        assert_eq!(
-            self.tape.mode,
-            Some(Mode::Train),
-            "backward: this pass was forward-only (Tape::inference)"
-        );
-        assert_eq!(loss.len(), 1, "backward: loss must be 1×1, is {}×{}", loss.rows, loss.cols);
-        assert_eq!(
-            dparams.len(),
-            self.params.len(),
-            "backward: dparams and params differ in length"
-        );
-        let Tape { values, grads, used, labels, records, param_uses, pack, .. } = &mut *self.tape;
-        let params = self.params;
-        let fresh = match mode {
-            ParamGrads::Accumulate => false,
-            ParamGrads::Overwrite if loss.src == Src::Param => {
-                dparams.fill(0.0);
-                false
-            }
-            ParamGrads::Overwrite => {
-                let disjoint = zero_unread_params(records, param_uses, dparams);
-                if !disjoint {
-                    dparams.fill(0.0);
-                }
-                disjoint
-            }
-        };
-        if grads.len() < *used {
-            grads.resize(*used, 0.0);
-        }
-        grads[..*used].fill(0.0);
-        if loss.src == Src::Param {
-            dparams[loss.offset] += 1.0;
-            return;
-        }
-        grads[loss.offset] = 1.0;
-        let mut d = Grads {
-            arena: &mut grads[..*used],
-            params: dparams,
-            pack: pack_workspace(pack),
-            fresh_params: fresh,
-        };
-        for op in records.iter().rev() {
-            backward_op(op, values, params, labels, &mut d);
-        }
+        backward_run(self.tape, loss, self.params, dparams, mode, None);
     }
 
     /// Borrows the values of `inputs` and the fresh output `out`. Inputs are
@@ -565,14 +588,164 @@ impl<'t> Graph<'t> {
         &mut self,
         inputs: [Node; N],
         out: Node,
-    ) -> ([&[f32]; N], &mut [f32], &mut [f32]) {
-        let Tape { values, pack, .. } = &mut *self.tape;
+    ) -> ([&[f32]; N], &mut [f32], Gemms<'_>) {
+        let Tape { values, pack, pool, .. } = &mut *self.tape;
         let (below, above) = values.split_at_mut(out.offset);
         let below: &[f32] = below;
         let params = self.params;
         let views = inputs.map(|n| read(below, params, n));
-        (views, &mut above[..out.len()], pack_workspace(pack))
+        (views, &mut above[..out.len()], Gemms { pack: pack_workspace(pack), pool: pool.as_ref() })
     }
+}
+
+/// Read-only or updatable parameters for [`backward_run`].
+trait ParamsMut {
+    fn shared(&self) -> &[f32];
+    /// The buffer for writing, when the caller lent it mutably.
+    fn exclusive(&mut self) -> Option<&mut [f32]>;
+}
+
+impl ParamsMut for &[f32] {
+    fn shared(&self) -> &[f32] {
+        self
+    }
+    fn exclusive(&mut self) -> Option<&mut [f32]> {
+        None
+    }
+}
+
+impl ParamsMut for &mut [f32] {
+    fn shared(&self) -> &[f32] {
+        self
+    }
+    fn exclusive(&mut self) -> Option<&mut [f32]> {
+        Some(self)
+    }
+}
+
+/// The backward pass over `tape`'s records. With `update` (and mutable `params`), in
+/// the overwrite mode and when parameter reads are disjoint, each op's parameter ranges
+/// are updated right after its backward rule (batch-1 linear layers fused with it) and
+/// `true` is returned; otherwise nothing is updated and `false` is returned.
+#[track_caller]
+fn backward_run(
+    tape: &mut Tape,
+    loss: Node,
+    mut params: impl ParamsMut,
+    dparams: &mut [f32],
+    mode: ParamGrads,
+    update: Option<&mut k::Update<'_>>,
+) -> bool {
+    assert_eq!(
+        tape.mode,
+        Some(Mode::Train),
+        "backward: this pass was forward-only (Tape::inference)"
+    );
+    assert_eq!(loss.len(), 1, "backward: loss must be 1×1, is {}×{}", loss.rows, loss.cols);
+    assert_eq!(
+        dparams.len(),
+        params.shared().len(),
+        "backward: dparams and params differ in length"
+    );
+    let Tape { values, grads, used, labels, records, param_uses, pack, pool, .. } = tape;
+    let fresh = match mode {
+        ParamGrads::Accumulate => false,
+        ParamGrads::Overwrite if loss.src == Src::Param => {
+            dparams.fill(0.0);
+            false
+        }
+        ParamGrads::Overwrite => {
+            let disjoint = zero_unread_params(records, param_uses, dparams);
+            if !disjoint {
+                dparams.fill(0.0);
+            }
+            disjoint
+        }
+    };
+    if grads.len() < *used {
+        grads.resize(*used, 0.0);
+    }
+    grads[..*used].fill(0.0);
+    if loss.src == Src::Param {
+        dparams[loss.offset] += 1.0;
+        return false;
+    }
+    grads[loss.offset] = 1.0;
+    let mut d = Grads {
+        arena: &mut grads[..*used],
+        params: dparams,
+        gemm: Gemms { pack: pack_workspace(pack), pool: pool.as_ref() },
+        fresh_params: fresh,
+    };
+    let update = match update {
+        Some(u) if fresh && params.exclusive().is_some() => u,
+        _ => {
+            for op in records.iter().rev() {
+                backward_op(op, values, params.shared(), labels, &mut d);
+            }
+            return false;
+        }
+    };
+    let Some(params) = params.exclusive() else { unreachable!("checked above") };
+    for op in records.iter().rev() {
+        if !rank1_backward_update(op, values, params, &mut d, update) {
+            backward_op(op, values, params, labels, &mut d);
+            for node in op.inputs().into_iter().flatten() {
+                if node.src == Src::Param {
+                    d.gemm.update(update, node.range(), params, &d.params[node.range()]);
+                }
+            }
+        }
+    }
+    // Ranges no op reads: their gradient is zero (zeroed above), but the rule still
+    // applies (momentum decays, Adam moves).
+    let mut next = 0;
+    for &(start, end) in param_uses.iter() {
+        update.apply(next..start, params, &d.params[next..start]);
+        next = end;
+    }
+    let len = params.len();
+    update.apply(next..len, params, &d.params[next..len]);
+    true
+}
+
+/// The batch-1 fast path of [`backward_run`]: for `x·wᵀ (+ b)` with one row of `x`,
+/// a parameter `w` and an arena `x`, runs the input gradient, the weight gradient and
+/// `w`'s update as one sweep over `w` (then `b`'s gradient and update) and returns
+/// `true`; returns `false` for every other op.
+fn rank1_backward_update(
+    op: &Op,
+    values: &[f32],
+    params: &mut [f32],
+    d: &mut Grads<'_>,
+    update: &mut k::Update<'_>,
+) -> bool {
+    let (x, w, b, out) = match *op {
+        Op::MatMulT { x, w, out } => (x, w, None, out),
+        Op::Linear { x, w, b, out } => (x, w, Some(b), out),
+        _ => return false,
+    };
+    if x.rows != 1 || w.src != Src::Param || !w.needs_grad || x.src != Src::Arena || w.is_empty() {
+        return false;
+    }
+    let xv = &values[x.range()];
+    let (below, above) = d.arena.split_at_mut(out.offset);
+    let dout: &[f32] = &above[..out.len()];
+    let dx = if x.needs_grad { Some(&mut below[x.range()]) } else { None };
+    // One thread even with a pool: this sweep is memory-bound, and here one core
+    // already saturates the memory bandwidth; split across two (`par::linear_rank1`,
+    // bit-identical) it measured 0.7–1.0× the one-thread time.
+    update.linear_rank1(dx, w.range(), params, dout, xv);
+    if let Some(b) = b {
+        if b.needs_grad {
+            let (db, dout) = d.split(b, out);
+            k::bias_backward(db, dout, out.rows, out.cols);
+        }
+        if b.src == Src::Param {
+            update.apply(b.range(), params, &d.params[b.range()]);
+        }
+    }
+    true
 }
 
 /// How backward combines parameter gradients with what `dparams` holds.
@@ -627,19 +800,97 @@ fn read<'a>(values: &'a [f32], params: &'a [f32], node: Node) -> &'a [f32] {
     }
 }
 
+/// Where GEMMs (and parameter updates) run: on the calling thread with the tape's
+/// packing workspace, or split across the tape's pool (bit-identical either way).
+struct Gemms<'a> {
+    pack: &'a mut [f32],
+    pool: Option<&'a k::pool::Pool>,
+}
+
+#[allow(clippy::too_many_arguments)]
+impl Gemms<'_> {
+    /// [`k::gemm_ab`].
+    fn ab(
+        &mut self,
+        m: usize,
+        kk: usize,
+        n: usize,
+        alpha: f32,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        match self.pool {
+            Some(pool) => k::par::gemm_ab(pool, m, kk, n, alpha, a, b, beta, c),
+            None => k::gemm_ab(m, kk, n, alpha, a, b, beta, c, self.pack),
+        }
+    }
+
+    /// [`k::gemm_abt`].
+    fn abt(
+        &mut self,
+        m: usize,
+        kk: usize,
+        n: usize,
+        alpha: f32,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        match self.pool {
+            Some(pool) => k::par::gemm_abt(pool, m, kk, n, alpha, a, b, beta, c),
+            None => k::gemm_abt(m, kk, n, alpha, a, b, beta, c, self.pack),
+        }
+    }
+
+    /// [`k::gemm_atb`].
+    fn atb(
+        &mut self,
+        m: usize,
+        kk: usize,
+        n: usize,
+        alpha: f32,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) {
+        match self.pool {
+            Some(pool) => k::par::gemm_atb(pool, m, kk, n, alpha, a, b, beta, c),
+            None => k::gemm_atb(m, kk, n, alpha, a, b, beta, c, self.pack),
+        }
+    }
+
+    /// [`k::Update::apply`].
+    fn update(
+        &self,
+        update: &mut k::Update<'_>,
+        range: Range<usize>,
+        params: &mut [f32],
+        grads: &[f32],
+    ) {
+        match self.pool {
+            Some(pool) => k::par::update(pool, update, range, params, grads),
+            None => update.apply(range, params, grads),
+        }
+    }
+}
+
 /// The two gradient buffers backward writes into.
 struct Grads<'a> {
     arena: &'a mut [f32],
     params: &'a mut [f32],
-    /// The GEMM packing workspace.
-    pack: &'a mut [f32],
+    /// Where the GEMMs run.
+    gemm: Gemms<'a>,
     /// Whether every parameter slot is written by exactly one op and holds garbage or
     /// zeros until then ([`Graph::backward_into_fresh`]'s fast path): that op
     /// overwrites it instead of accumulating.
     fresh_params: bool,
 }
 
-impl Grads<'_> {
+impl<'a> Grads<'a> {
     /// `(d input, d out)`: the gradient to accumulate into for `input` and the
     /// upstream gradient of `out`. Inputs lie below their output in the arena. A fresh
     /// parameter slot is zeroed first (the ops using this are cheap next to a GEMM).
@@ -654,7 +905,11 @@ impl Grads<'_> {
     /// [`Grads::split`] plus the GEMM packing workspace and the `β` the GEMM must
     /// use for `input`'s gradient: `0` for a fresh parameter slot (overwrite, nothing
     /// read), `1` otherwise (accumulate).
-    fn split_for_gemm(&mut self, input: Node, out: Node) -> (&mut [f32], &[f32], &mut [f32], f32) {
+    fn split_for_gemm(
+        &mut self,
+        input: Node,
+        out: Node,
+    ) -> (&mut [f32], &[f32], &mut Gemms<'a>, f32) {
         let (below, above) = self.arena.split_at_mut(out.offset);
         let dout = &above[..out.len()];
         let (dinput, beta) = match input.src {
@@ -663,7 +918,7 @@ impl Grads<'_> {
                 (&mut self.params[input.range()], if self.fresh_params { 0.0 } else { 1.0 })
             }
         };
-        (dinput, dout, self.pack, beta)
+        (dinput, dout, &mut self.gemm, beta)
     }
 }
 
@@ -678,14 +933,14 @@ fn matmul_t_backward(
     d: &mut Grads<'_>,
 ) {
     if x.needs_grad {
-        let (dx, dout, pack, beta) = d.split_for_gemm(x, out);
+        let (dx, dout, gemm, beta) = d.split_for_gemm(x, out);
         let wv = read(values, params, w);
-        k::gemm_ab(x.rows, out.cols, x.cols, 1.0, dout, wv, beta, dx, pack);
+        gemm.ab(x.rows, out.cols, x.cols, 1.0, dout, wv, beta, dx);
     }
     if w.needs_grad {
-        let (dw, dout, pack, beta) = d.split_for_gemm(w, out);
+        let (dw, dout, gemm, beta) = d.split_for_gemm(w, out);
         let xv = read(values, params, x);
-        k::gemm_atb(w.rows, x.rows, w.cols, 1.0, dout, xv, beta, dw, pack);
+        gemm.atb(w.rows, x.rows, w.cols, 1.0, dout, xv, beta, dw);
     }
 }
 

@@ -141,6 +141,28 @@ impl Trainer {
         Trainer { mlp, optimizer, grads, tape: Tape::new(), hidden }
     }
 
+    /// This trainer computing on `threads` threads (see [`Trainer::set_threads`]).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.set_threads(threads);
+        self
+    }
+
+    /// Computes each step on `threads` threads: the calling thread plus `threads − 1`
+    /// workers spawned now, once (not per step), and parked between calls, so steps
+    /// still allocate nothing after the first. The GEMMs are split by rows of their
+    /// output at multiples of the microkernel height, and the optimizer updates by
+    /// ranges: every value is computed exactly as on one thread, so training is
+    /// **bit-identical for every thread count**. Worth it from batch ≈ 32 up; at batch
+    /// 1 only the forward products are split. `0` and `1` mean one thread.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.tape.set_threads(threads);
+    }
+
+    /// Threads a step computes on.
+    pub fn threads(&self) -> usize {
+        self.tape.threads()
+    }
+
     /// One SGD-family step on a batch: `x` is `B×d` (row-major, in `[0, 1]`),
     /// `labels` has `B` entries `< C`. Allocates nothing after the first call with
     /// the largest batch.
@@ -159,14 +181,16 @@ impl Trainer {
         let xn = g.input(x, batch, arch.inputs);
         let logits = arch.forward(&mut g, xn, &mut self.hidden);
         let loss = g.softmax_xent(logits, labels);
-        // Overwrites the last step's gradient: no zeroing pass over the L·D² buffer,
-        // and each weight gradient GEMM writes with β = 0 (every W_l is read once).
-        g.backward_into_fresh(loss, &mut self.grads);
         let stats = StepStats {
             loss: g.scalar(loss),
             correct: count_correct(g.value(logits), labels, arch.classes),
         };
-        self.optimizer.step(&mut self.mlp.params, &self.grads);
+        // Backward overwrites the last step's gradient (no zeroing pass over the L·D²
+        // buffer; each weight gradient GEMM writes with β = 0) and updates each layer
+        // as soon as its gradient is final, while it is in cache; at batch 1 a layer's
+        // backward and update are one sweep over W_l (Tape::backward_update).
+        let mut update = self.optimizer.begin_update();
+        self.tape.backward_update(loss, &mut self.mlp.params, &mut self.grads, &mut update);
         stats
     }
 
@@ -245,7 +269,9 @@ impl Trainer {
         &self.optimizer
     }
 
-    /// The gradient of the last step (parameter layout).
+    /// The gradient of the last step (parameter layout). At batch 1 the weight
+    /// gradients are consumed as they are formed and never stored (see
+    /// [`Tape::backward_update`]): there only the bias parts are this step's.
     pub fn grads(&self) -> &[f32] {
         &self.grads
     }
@@ -347,15 +373,28 @@ mod tests {
     use super::*;
     use crate::mlp::Init;
 
-    /// The trainer's overwrite path (`backward_into_fresh`, no zeroing pass) trains
-    /// bit for bit like the accumulate path it replaced (`fill(0)` + `backward`).
+    /// The trainer's fused path (`backward_update`: overwrite gradients, update each
+    /// layer as its gradient is final, at batch 1 backward and update in one sweep)
+    /// trains bit for bit like the path it replaced (`fill(0)` + `backward`, then the
+    /// optimizer over the whole buffer), for every optimizer and at batch 7 and 1.
     #[test]
     fn trainer_steps_match_zero_then_accumulate_bit_for_bit() {
+        for kind in [
+            OptimizerKind::Sgd { lr: 0.05 },
+            OptimizerKind::Momentum { lr: 0.05, mu: 0.9 },
+            OptimizerKind::Adam(crate::optim::Adam { lr: 0.01, ..Default::default() }),
+        ] {
+            for batch in [7, 1] {
+                trainer_matches_unfused(kind, batch);
+            }
+        }
+    }
+
+    fn trainer_matches_unfused(kind: OptimizerKind, batch: usize) {
         let arch = Architecture::new(12, 4, 3);
-        let kind = OptimizerKind::Momentum { lr: 0.05, mu: 0.9 };
         let mlp = Mlp::new(arch, Init::He, 1);
-        let x: Vec<f32> = (0..7 * 12).map(|i| (i % 11) as f32 / 11.0).collect();
-        let y: Vec<u32> = (0..7).map(|i| i % 4).collect();
+        let x: Vec<f32> = (0..batch * 12).map(|i| (i % 11) as f32 / 11.0).collect();
+        let y: Vec<u32> = (0..batch as u32).map(|i| i % 4).collect();
 
         let mut trainer = Trainer::new(mlp.clone(), kind);
         let (mut params, mut optimizer) = (mlp.params, Optimizer::new(kind, arch.param_count()));
@@ -364,13 +403,51 @@ mod tests {
             trainer.step(&x, &y);
             grads.fill(0.0);
             let mut g = tape.graph(&params);
-            let xn = g.input(&x, 7, 12);
+            let xn = g.input(&x, batch, 12);
             let logits = arch.forward(&mut g, xn, &mut hidden);
             let loss = g.softmax_xent(logits, &y);
             g.backward(loss, &mut grads);
             optimizer.step(&mut params, &grads);
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&trainer.mlp().params), bits(&params));
+        assert_eq!(bits(&trainer.mlp().params), bits(&params), "{kind:?} at batch {batch}");
+        assert_eq!(trainer.optimizer(), &optimizer, "{kind:?} at batch {batch}");
+    }
+
+    /// Two and three threads train bit for bit like one, for every optimizer, at a
+    /// batch that splits the GEMMs (B = 24: four microkernel row-tiles, D = 80) and at
+    /// batch 1 on MNIST's width (D = 794: the fused layer is split by columns of W).
+    #[test]
+    fn threads_train_bit_identically() {
+        for kind in [
+            OptimizerKind::Sgd { lr: 0.05 },
+            OptimizerKind::Momentum { lr: 0.05, mu: 0.9 },
+            OptimizerKind::Adam(crate::optim::Adam { lr: 0.01, ..Default::default() }),
+        ] {
+            for (batch, arch) in
+                [(24, Architecture::new(72, 8, 3)), (1, Architecture::new(784, 10, 2))]
+            {
+                let d = arch.inputs;
+                let x: Vec<f32> = (0..batch * d).map(|i| (i % 13) as f32 / 13.0).collect();
+                let y: Vec<u32> = (0..batch as u32).map(|i| i % 8).collect();
+                let mlp = Mlp::new(arch, Init::He, 2);
+                let run = |threads: usize| {
+                    let mut trainer = Trainer::new(mlp.clone(), kind).with_threads(threads);
+                    assert_eq!(trainer.threads(), threads);
+                    let losses: Vec<u32> =
+                        (0..3).map(|_| trainer.step(&x, &y).loss.to_bits()).collect();
+                    let params: Vec<u32> =
+                        trainer.mlp().params.iter().map(|v| v.to_bits()).collect();
+                    (losses, params, trainer.optimizer().clone())
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    assert!(
+                        run(threads) == one,
+                        "{kind:?}, batch {batch}: {threads} threads differ from 1"
+                    );
+                }
+            }
+        }
     }
 }

@@ -72,6 +72,35 @@ fn trainer_steps_allocate_nothing_for_every_optimizer() {
     }
 }
 
+/// With worker threads (spawned once, in `with_threads`) and at batch 1 (the fused
+/// backward-and-update path), steps after the first allocate nothing either. The
+/// counter sees this thread only, so the workers' own allocations would be missed:
+/// they make none per step by construction (parked on a condition variable, handed a
+/// borrowed job), and the process-wide count of `idmlp bench --threads 2` checks it.
+#[test]
+fn trainer_steps_allocate_nothing_with_two_threads_and_at_batch_one() {
+    // D = 80 and B = 24 so that the GEMMs are big enough to be split.
+    let arch = Architecture::new(72, 8, 3);
+    for (threads, batch) in [(2, 24), (2, 1), (1, 1)] {
+        let x: Vec<f32> = (0..batch * 72).map(|i| (i % 5) as f32 / 5.0).collect();
+        let y: Vec<u32> = (0..batch as u32).map(|i| i % 8).collect();
+        for kind in [OptimizerKind::Sgd { lr: 0.1 }, OptimizerKind::Momentum { lr: 0.1, mu: 0.9 }] {
+            let mut trainer =
+                Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
+            trainer.step(&x, &y);
+            let before = allocated();
+            for _ in 0..3 {
+                trainer.step(&x, &y);
+            }
+            assert_eq!(
+                allocated(),
+                before,
+                "{kind:?}, {threads} threads, batch {batch}: a steady-state step allocated"
+            );
+        }
+    }
+}
+
 #[test]
 fn interpretation_batches_after_the_first_allocate_nothing() {
     let arch = Architecture::new(12, 4, 3);

@@ -21,6 +21,10 @@ pub mod bias;
 pub mod gemm;
 pub mod naive;
 pub mod optim;
+#[cfg(feature = "std")]
+pub mod par;
+#[cfg(feature = "std")]
+pub mod pool;
 pub mod reduce;
 pub mod relu;
 pub mod sgemm;
@@ -28,7 +32,9 @@ pub mod softmax;
 
 pub use bias::{bias_backward, bias_forward};
 pub use gemm::{gemm_ab, gemm_abt, gemm_atb};
-pub use optim::{Adam, adam_step, momentum_step, sgd_step};
+pub use optim::{
+    Adam, Update, UpdateRule, adam_step, linear_rank1_update, momentum_step, sgd_step,
+};
 pub use reduce::{argmax, argmax_rows, column_sums_add};
 pub use relu::{ReluGradAtZero, relu_backward, relu_forward};
 pub use softmax::{softmax_rows, softmax_xent_backward, softmax_xent_forward};

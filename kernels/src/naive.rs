@@ -197,3 +197,63 @@ pub fn adam_step(
         params[i] = (f64::from(params[i]) - update) as f32;
     }
 }
+
+/// Twin of [`crate::linear_rank1_update`], the unfused way: `dx += Wᵀ·dy`, the
+/// gradient `G = dy·xᵀ`, then the optimizer twin on each weight. Adam is given as its
+/// hyper-parameters and step number (the twin works in f64).
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+pub fn linear_rank1_update(
+    dx: Option<&mut [f32]>,
+    w: &mut [f32],
+    first: &mut [f32],
+    second: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    rule: NaiveRule,
+) {
+    let (n, k) = (dy.len(), x.len());
+    if let Some(dx) = dx {
+        for j in 0..k {
+            let mut s = 0.0f64;
+            for i in 0..n {
+                s += f64::from(dy[i]) * f64::from(w[i * k + j]);
+            }
+            dx[j] = (f64::from(dx[j]) + s) as f32;
+        }
+    }
+    // No buffer for G (no_std, no allocation): each element's gradient goes through
+    // the optimizer twin as a one-element slice.
+    for i in 0..n {
+        for j in 0..k {
+            let (e, g) = (i * k + j..i * k + j + 1, [dy[i] * x[j]]);
+            match rule {
+                NaiveRule::Sgd { lr } => sgd_step(&mut w[e], &g, lr),
+                NaiveRule::Momentum { lr, mu } => {
+                    momentum_step(&mut w[e.clone()], &mut first[e], &g, lr, mu)
+                }
+                NaiveRule::Adam(hp, t) => {
+                    adam_step(&mut w[e.clone()], &mut first[e.clone()], &mut second[e], &g, &hp, t)
+                }
+            }
+        }
+    }
+}
+
+/// The rule of [`linear_rank1_update`]'s twin.
+#[derive(Clone, Copy, Debug)]
+pub enum NaiveRule {
+    /// Plain SGD.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+    },
+    /// Heavy-ball momentum.
+    Momentum {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum.
+        mu: f32,
+    },
+    /// Adam at step `t`.
+    Adam(crate::Adam, u32),
+}

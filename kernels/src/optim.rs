@@ -3,12 +3,14 @@
 //! Parameters, gradients and optimizer moments share one layout, so each update is
 //! a single loop over equal-length slices. Gradients are read, never cleared.
 
+use core::ops::Range;
+
 /// Plain SGD: `p ← p − lr·g`.
 #[track_caller]
 pub fn sgd_step(params: &mut [f32], grads: &[f32], lr: f32) {
     assert_eq!(params.len(), grads.len(), "sgd_step: params and grads differ in length");
     for (p, &g) in params.iter_mut().zip(grads) {
-        *p -= lr * g;
+        sgd_elem(p, g, lr);
     }
 }
 
@@ -19,8 +21,7 @@ pub fn momentum_step(params: &mut [f32], velocity: &mut [f32], grads: &[f32], lr
     assert_eq!(params.len(), grads.len(), "momentum_step: params and grads differ in length");
     assert_eq!(params.len(), velocity.len(), "momentum_step: params and velocity differ in length");
     for ((p, v), &g) in params.iter_mut().zip(velocity.iter_mut()).zip(grads) {
-        *v = mu * *v + g;
-        *p -= lr * *v;
+        momentum_elem(p, v, g, lr, mu);
     }
 }
 
@@ -65,18 +66,305 @@ pub fn adam_step(
         "adam_step: params, m, v and grads must have one length"
     );
     assert!(t >= 1, "adam_step: step numbers start at 1");
-    // The corrections 1 − βᵗ are formed in f64 and rounded once. Rounding βᵗ to f32
-    // first and subtracting in f32 cancels the leading bits: at β₂ = 0.999, t = 2 the
-    // relative error of 1 − β₂ᵗ ≈ 0.002 reaches u/0.002 = 500·u, half of which
-    // survives the √ into every parameter's update.
-    let c1 = (1.0 - libm::pow(f64::from(hp.beta1), f64::from(t))) as f32;
-    let c2 = (1.0 - libm::pow(f64::from(hp.beta2), f64::from(t))) as f32;
+    let (c1, c2) = adam_corrections(hp, t);
     let (b1, b2) = (hp.beta1, hp.beta2);
     let step = hp.lr / c1;
     let inv_c2 = 1.0 / c2;
     for (((p, mi), vi), &g) in params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grads) {
-        *mi = b1 * *mi + (1.0 - b1) * g;
-        *vi = b2 * *vi + (1.0 - b2) * g * g;
-        *p -= step * *mi / (libm::sqrtf(*vi * inv_c2) + hp.eps);
+        adam_elem(p, mi, vi, g, b1, b2, step, inv_c2, hp.eps);
+    }
+}
+
+/// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)`.
+///
+/// Formed in f64 and rounded once. Rounding βᵗ to f32 first and subtracting in f32
+/// cancels the leading bits: at β₂ = 0.999, t = 2 the relative error of 1 − β₂ᵗ ≈ 0.002
+/// reaches u/0.002 = 500·u, half of which survives the √ into every parameter's update.
+fn adam_corrections(hp: &Adam, t: u32) -> (f32, f32) {
+    let c1 = (1.0 - libm::pow(f64::from(hp.beta1), f64::from(t))) as f32;
+    let c2 = (1.0 - libm::pow(f64::from(hp.beta2), f64::from(t))) as f32;
+    (c1, c2)
+}
+
+/// `p ← p − lr·g`, one element: the formula of [`sgd_step`], shared with the fused passes.
+#[inline(always)]
+fn sgd_elem(p: &mut f32, g: f32, lr: f32) {
+    *p -= lr * g;
+}
+
+/// `v ← μ·v + g`, `p ← p − lr·v`, one element: the formula of [`momentum_step`].
+#[inline(always)]
+fn momentum_elem(p: &mut f32, v: &mut f32, g: f32, lr: f32, mu: f32) {
+    *v = mu * *v + g;
+    *p -= lr * *v;
+}
+
+/// One Adam element with the step's constants: the formula of [`adam_step`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn adam_elem(
+    p: &mut f32,
+    m: &mut f32,
+    v: &mut f32,
+    g: f32,
+    b1: f32,
+    b2: f32,
+    step: f32,
+    inv_c2: f32,
+    eps: f32,
+) {
+    *m = b1 * *m + (1.0 - b1) * g;
+    *v = b2 * *v + (1.0 - b2) * g * g;
+    *p -= step * *m / (libm::sqrtf(*v * inv_c2) + eps);
+}
+
+/// An update rule with the constants of one step, for passes that update parameters
+/// piece by piece ([`Update`]). Each element gets exactly the arithmetic of
+/// [`sgd_step`], [`momentum_step`] or [`adam_step`], so updating in pieces, in any
+/// order, gives the same bits as one call over the whole buffer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UpdateRule {
+    /// `p ← p − lr·g`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+    },
+    /// `v ← μ·v + g`, `p ← p − lr·v`.
+    Momentum {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum `μ`.
+        mu: f32,
+    },
+    /// Adam at one step number (see [`UpdateRule::adam`]).
+    Adam {
+        /// `β₁`.
+        beta1: f32,
+        /// `β₂`.
+        beta2: f32,
+        /// `lr / (1 − β₁ᵗ)`.
+        step: f32,
+        /// `1 / (1 − β₂ᵗ)`.
+        inv_c2: f32,
+        /// `ε`.
+        eps: f32,
+    },
+}
+
+impl UpdateRule {
+    /// Adam's rule at step number `t` (1 for the first step), with the bias
+    /// corrections of [`adam_step`].
+    #[track_caller]
+    pub fn adam(hp: &Adam, t: u32) -> Self {
+        assert!(t >= 1, "UpdateRule::adam: step numbers start at 1");
+        let (c1, c2) = adam_corrections(hp, t);
+        UpdateRule::Adam {
+            beta1: hp.beta1,
+            beta2: hp.beta2,
+            step: hp.lr / c1,
+            inv_c2: 1.0 / c2,
+            eps: hp.eps,
+        }
+    }
+
+    /// Moment buffers the rule keeps: 0 (SGD), 1 (momentum) or 2 (Adam).
+    pub fn moments(&self) -> usize {
+        match self {
+            UpdateRule::Sgd { .. } => 0,
+            UpdateRule::Momentum { .. } => 1,
+            UpdateRule::Adam { .. } => 2,
+        }
+    }
+}
+
+/// One step's update of a flat parameter buffer, applied range by range: the rule and
+/// the optimizer's moments (the parameter layout; empty when the rule keeps none).
+///
+/// Why: a training step can update each parameter range as soon as its gradient is
+/// final, while the range is still in cache, or fuse the update into the pass that
+/// computes the gradient ([`linear_rank1_update`]), instead of one more sweep over
+/// every parameter, gradient and moment after backward.
+#[derive(Debug)]
+pub struct Update<'a> {
+    /// The rule and its constants for this step.
+    pub rule: UpdateRule,
+    /// Momentum's velocity or Adam's first moment; empty for SGD.
+    pub first: &'a mut [f32],
+    /// Adam's second moment; empty otherwise.
+    pub second: &'a mut [f32],
+}
+
+impl Update<'_> {
+    /// Checks that the moments fit a parameter buffer of `len` values.
+    #[track_caller]
+    pub fn check(&self, len: usize) {
+        let want = |n: usize| if self.rule.moments() >= n { len } else { 0 };
+        assert!(
+            self.first.len() == want(1) && self.second.len() == want(2),
+            "Update: {} and {} moment values for {len} parameters under {:?}",
+            self.first.len(),
+            self.second.len(),
+            self.rule
+        );
+    }
+
+    /// The moments of `range` (empty slices for the moments the rule does not keep).
+    fn moments(&mut self, range: Range<usize>) -> (&mut [f32], &mut [f32]) {
+        let n = self.rule.moments();
+        let first = if n >= 1 { &mut self.first[range.clone()] } else { &mut [][..] };
+        let second = if n >= 2 { &mut self.second[range] } else { &mut [][..] };
+        (first, second)
+    }
+
+    /// Updates `params[range]` from `grads` (the gradient of that range, same length).
+    #[track_caller]
+    pub fn apply(&mut self, range: Range<usize>, params: &mut [f32], grads: &[f32]) {
+        let rule = self.rule;
+        let params = &mut params[range.clone()];
+        assert_eq!(params.len(), grads.len(), "Update::apply: range and grads differ in length");
+        let (first, second) = self.moments(range);
+        match rule {
+            UpdateRule::Sgd { lr } => sgd_step(params, grads, lr),
+            UpdateRule::Momentum { lr, mu } => momentum_step(params, first, grads, lr, mu),
+            UpdateRule::Adam { beta1, beta2, step, inv_c2, eps } => {
+                for (((p, m), v), &g) in params.iter_mut().zip(first).zip(second).zip(grads) {
+                    adam_elem(p, m, v, g, beta1, beta2, step, inv_c2, eps);
+                }
+            }
+        }
+    }
+
+    /// The batch-1 backward and update of a linear layer `y = W·x` with `W: n×k` at
+    /// `params[range]` (row-major), `dy: n`, `x: k`, in one sweep over W and its moments:
+    ///
+    /// ```text
+    /// dx += Wᵀ·dy          with the old W, accumulated (dx: k)
+    /// W  ← rule(W, dy·xᵀ)  the weight gradient, formed element by element, never stored
+    /// ```
+    ///
+    /// Row `i` of W is read, used for `dx += dy[i]·W[i, ..]`, then updated with
+    /// `g[i, j] = dy[i]·x[j]`: the additions into `dx` happen in the same order, and
+    /// each weight gets the same arithmetic, as `gemm_ab` (`m = 1`, `β = 1`), then
+    /// `gemm_atb` (`k = 1`, `β = 0`), then the rule over the stored gradient — the
+    /// same bits from one read and one write of W (and of each moment) instead of
+    /// three reads and two writes plus a gradient buffer.
+    #[track_caller]
+    pub fn linear_rank1(
+        &mut self,
+        dx: Option<&mut [f32]>,
+        range: Range<usize>,
+        params: &mut [f32],
+        dy: &[f32],
+        x: &[f32],
+    ) {
+        let rule = self.rule;
+        let (n, k) = (dy.len(), x.len());
+        assert_eq!(
+            range.len(),
+            n * k,
+            "Update::linear_rank1: W has {} values for {n}×{k}",
+            range.len()
+        );
+        if let Some(dx) = &dx {
+            assert_eq!(dx.len(), k, "Update::linear_rank1: dx has {} values, x {k}", dx.len());
+        }
+        let w = &mut params[range.clone()];
+        let (first, second) = self.moments(range);
+        linear_rank1_update(dx, w, first, second, dy, x, rule);
+    }
+}
+
+/// The kernel behind [`Update::linear_rank1`]: `dx += Wᵀ·dy` (old W), then
+/// `W ← rule(W, dy·xᵀ)`, row by row. `W: n×k` with `n = dy.len()`, `k = x.len()`;
+/// `first`/`second` are W's moments (empty when the rule keeps none).
+#[track_caller]
+pub fn linear_rank1_update(
+    dx: Option<&mut [f32]>,
+    w: &mut [f32],
+    first: &mut [f32],
+    second: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    rule: UpdateRule,
+) {
+    let k = x.len();
+    assert_eq!(w.len(), dy.len() * k, "linear_rank1_update: W is not dy.len()×x.len()");
+    let want = |n: usize| if rule.moments() >= n { w.len() } else { 0 };
+    assert!(
+        first.len() == want(1) && second.len() == want(2),
+        "linear_rank1_update: moment lengths {} and {} for {} weights under {rule:?}",
+        first.len(),
+        second.len(),
+        w.len()
+    );
+    if k == 0 {
+        return;
+    }
+    let (mut f, mut v) = (first.chunks_exact_mut(k), second.chunks_exact_mut(k));
+    let rows = w
+        .chunks_exact_mut(k)
+        .zip(dy)
+        .map(|(w_row, &s)| (w_row, f.next().unwrap_or(&mut []), v.next().unwrap_or(&mut []), s));
+    rank1_rows(dx, rows, x, rule);
+}
+
+/// One row of W for [`rank1_rows`]: the row (or a column range of it), the same part
+/// of its moments (empty when the rule keeps none), and `dy[i]`.
+pub type Rank1Row<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], f32);
+
+/// The loop of [`linear_rank1_update`] over any rows, or column ranges of rows, of W:
+/// `dx += s·w_row` (old values), then the update with `g = s·x`. `dx` and `x` cover
+/// the same columns as each row. Callers check the lengths (moment rows as long as
+/// the weight row, or empty when the rule keeps none).
+pub fn rank1_rows<'a>(
+    mut dx: Option<&mut [f32]>,
+    rows: impl Iterator<Item = Rank1Row<'a>>,
+    x: &[f32],
+    rule: UpdateRule,
+) {
+    match rule {
+        UpdateRule::Sgd { lr } => {
+            for (w_row, _, _, s) in rows {
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
+                }
+                w_row.iter_mut().zip(x).for_each(|(p, &xj)| sgd_elem(p, s * xj, lr));
+            }
+        }
+        UpdateRule::Momentum { lr, mu } => {
+            for (w_row, v_row, _, s) in rows {
+                assert_eq!(v_row.len(), w_row.len(), "rank1_rows: velocity row length");
+                match dx.as_deref_mut() {
+                    // One loop per row: W and v are each read and written once.
+                    Some(dx) => {
+                        for (((p, v), d), &xj) in
+                            w_row.iter_mut().zip(v_row).zip(dx.iter_mut()).zip(x)
+                        {
+                            *d += s * *p;
+                            momentum_elem(p, v, s * xj, lr, mu);
+                        }
+                    }
+                    None => {
+                        for ((p, v), &xj) in w_row.iter_mut().zip(v_row).zip(x) {
+                            momentum_elem(p, v, s * xj, lr, mu);
+                        }
+                    }
+                }
+            }
+        }
+        UpdateRule::Adam { beta1, beta2, step, inv_c2, eps } => {
+            for (w_row, m_row, v_row, s) in rows {
+                assert!(
+                    m_row.len() == w_row.len() && v_row.len() == w_row.len(),
+                    "rank1_rows: moment row lengths"
+                );
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
+                }
+                for (((p, m), v), &xj) in w_row.iter_mut().zip(m_row).zip(v_row).zip(x) {
+                    adam_elem(p, m, v, s * xj, beta1, beta2, step, inv_c2, eps);
+                }
+            }
+        }
     }
 }

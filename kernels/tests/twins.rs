@@ -673,3 +673,224 @@ fn backward_kernels_accumulate_into_existing_gradients() {
         assert!(acc.iter().zip(&fresh).any(|(a, f)| a != f), "{name}: prior was discarded");
     }
 }
+
+/// `linear_rank1_update` (batch-1 backward + update of a layer in one sweep over W)
+/// against the unfused path it replaces, bit for bit: `dx += dy·W` through `gemm_ab`
+/// (`m = 1`, `β = 1`), `G = dyᵀ·x` through `gemm_atb` (`k = 1`, `β = 0`), then the
+/// optimizer over G. Several steps so that the moments carry over; with and without dx.
+#[test]
+fn linear_rank1_update_matches_the_unfused_path_bit_for_bit() {
+    let hp = Adam { lr: 0.01, ..Adam::default() };
+    let mut pack = common::pack();
+    for &(n, k) in &[(1, 1), (7, 15), (17, 16), (33, 33), (D, D)] {
+        for rule_id in 0..3 {
+            for with_dx in [false, true] {
+                let mut rng = Rng::new((n * 100 + k) as u64 + rule_id);
+                let w0 = rng.vec(n * k, -1.0, 1.0);
+                let (mut w, mut w_ref) = (w0.clone(), w0);
+                let (mut m, mut m_ref) = (vec![0.0; n * k], vec![0.0; n * k]);
+                let (mut v, mut v_ref) = (vec![0.0; n * k], vec![0.0; n * k]);
+                let mut g = vec![f32::NAN; n * k];
+                for t in 1..=3u32 {
+                    let (dy, x) = (grads(&mut rng, n), rng.vec(k, 0.0, 1.0));
+                    let dx0 = rng.vec(k, -1.0, 1.0);
+                    let (mut dx, mut dx_ref) = (dx0.clone(), dx0);
+                    let rule = match rule_id {
+                        0 => kern::UpdateRule::Sgd { lr: 0.1 },
+                        1 => kern::UpdateRule::Momentum { lr: 0.1, mu: 0.9 },
+                        _ => kern::UpdateRule::adam(&hp, t),
+                    };
+                    let (first, second) = match rule_id {
+                        0 => (&mut [][..], &mut [][..]),
+                        1 => (&mut m[..], &mut [][..]),
+                        _ => (&mut m[..], &mut v[..]),
+                    };
+                    let dx_arg = if with_dx { Some(&mut dx[..]) } else { None };
+                    kern::linear_rank1_update(dx_arg, &mut w, first, second, &dy, &x, rule);
+
+                    if with_dx {
+                        kern::gemm_ab(1, n, k, 1.0, &dy, &w_ref, 1.0, &mut dx_ref, &mut pack);
+                    }
+                    kern::gemm_atb(n, 1, k, 1.0, &dy, &x, 0.0, &mut g, &mut pack);
+                    match rule_id {
+                        0 => kern::sgd_step(&mut w_ref, &g, 0.1),
+                        1 => kern::momentum_step(&mut w_ref, &mut m_ref, &g, 0.1, 0.9),
+                        _ => kern::adam_step(&mut w_ref, &mut m_ref, &mut v_ref, &g, &hp, t),
+                    }
+                    let what =
+                        format!("linear_rank1_update {n}×{k} rule {rule_id} dx {with_dx} step {t}");
+                    assert_all_eq(&format!("{what}: W"), &w, &w_ref, k);
+                    assert_all_eq(&format!("{what}: first moment"), &m, &m_ref, k);
+                    assert_all_eq(&format!("{what}: second moment"), &v, &v_ref, k);
+                    assert_all_eq(&format!("{what}: dx"), &dx, &dx_ref, k);
+                }
+            }
+        }
+    }
+}
+
+/// `linear_rank1_update` against its naive twin (f64 sums for dx): SGD and momentum
+/// weights bit for bit (same f32 formula per element), dx within the sum's rounding.
+#[test]
+fn linear_rank1_update_matches_naive() {
+    for &(n, k) in &[(1, 1), (7, 15), (17, 16), (D, 33)] {
+        for momentum in [false, true] {
+            let mut rng = Rng::new((n * 7 + k) as u64);
+            let w0 = rng.vec(n * k, -1.0, 1.0);
+            let (mut w, mut w_naive) = (w0.clone(), w0);
+            let (mut v, mut v_naive) = (vec![0.0; n * k], vec![0.0; n * k]);
+            for t in 0..3 {
+                let (dy, x) = (grads(&mut rng, n), rng.vec(k, 0.0, 1.0));
+                let (mut dx, mut dx_naive) = (vec![0.5; k], vec![0.5; k]);
+                let w_old = abs(&w);
+                let (rule, naive_rule, vel, vel_naive) = if momentum {
+                    (
+                        kern::UpdateRule::Momentum { lr: 0.1, mu: 0.9 },
+                        naive::NaiveRule::Momentum { lr: 0.1, mu: 0.9 },
+                        &mut v[..],
+                        &mut v_naive[..],
+                    )
+                } else {
+                    (
+                        kern::UpdateRule::Sgd { lr: 0.1 },
+                        naive::NaiveRule::Sgd { lr: 0.1 },
+                        &mut [][..],
+                        &mut [][..],
+                    )
+                };
+                kern::linear_rank1_update(Some(&mut dx), &mut w, vel, &mut [], &dy, &x, rule);
+                naive::linear_rank1_update(
+                    Some(&mut dx_naive),
+                    &mut w_naive,
+                    vel_naive,
+                    &mut [],
+                    &dy,
+                    &x,
+                    naive_rule,
+                );
+                let what = format!("linear_rank1_update {n}×{k} momentum {momentum} step {t}");
+                assert_all_eq(&format!("{what}: W"), &w, &w_naive, k);
+                assert_all_eq(&format!("{what}: velocity"), &v, &v_naive, k);
+                // dx = 0.5 + Σ_i dy_i·W_ij: n + 1 roundings of terms bounded by |dy|·|W|.
+                let bound = |j: usize| {
+                    let s: f32 = (0..n).map(|i| dy[i].abs() * w_old[i * k + j]).sum();
+                    gamma(n + 1) * (0.5 + s)
+                };
+                assert_all_close(&format!("{what}: dx"), &dx, &dx_naive, k, bound);
+            }
+        }
+    }
+}
+
+/// The pool-split GEMMs and update equal the serial ones bit for bit, for 1–3
+/// threads, on shapes that split (and ragged ones that do not split evenly).
+#[test]
+fn par_gemms_and_update_are_bit_identical_to_serial() {
+    use idmlp_kernels::{par, pool::Pool};
+    let mut pack = common::pack();
+    for threads in [1, 2, 3] {
+        let pool = Pool::new(threads);
+        for &(m, k, n) in &[(1, 794, 794), (37, 100, 90), (128, 64, 200), (200, 7, 130)] {
+            let mut rng = Rng::new((m * 7 + k * 3 + n) as u64);
+            for beta in [0.0, 1.0] {
+                let c0 = rng.vec(m * n, -1.0, 1.0);
+                // A·B (A: m×k, B: k×n)
+                let (a, b) = (rng.vec(m * k, -1.0, 1.0), rng.vec(k * n, -1.0, 1.0));
+                let (mut c, mut want) = (c0.clone(), c0.clone());
+                par::gemm_ab(&pool, m, k, n, 0.5, &a, &b, beta, &mut c);
+                kern::gemm_ab(m, k, n, 0.5, &a, &b, beta, &mut want, &mut pack);
+                assert_all_eq(&format!("par::gemm_ab {m}×{k}×{n} t={threads}"), &c, &want, n);
+                // A·Bᵀ (B: n×k)
+                let bt = rng.vec(n * k, -1.0, 1.0);
+                let (mut c, mut want) = (c0.clone(), c0.clone());
+                par::gemm_abt(&pool, m, k, n, 0.5, &a, &bt, beta, &mut c);
+                kern::gemm_abt(m, k, n, 0.5, &a, &bt, beta, &mut want, &mut pack);
+                assert_all_eq(&format!("par::gemm_abt {m}×{k}×{n} t={threads}"), &c, &want, n);
+                // Aᵀ·B (A: k×m)
+                let at = rng.vec(k * m, -1.0, 1.0);
+                let (mut c, mut want) = (c0.clone(), c0);
+                par::gemm_atb(&pool, m, k, n, 0.5, &at, &b, beta, &mut c);
+                kern::gemm_atb(m, k, n, 0.5, &at, &b, beta, &mut want, &mut pack);
+                assert_all_eq(&format!("par::gemm_atb {m}×{k}×{n} t={threads}"), &c, &want, n);
+            }
+        }
+        // The batch-1 fused layer, split by columns of W.
+        for rule_id in 0..3 {
+            for &(n, k) in &[(794, 794), (700, 1001)] {
+                let mut rng = Rng::new((n + k) as u64 + rule_id);
+                let p0 = rng.vec(5 + n * k, -1.0, 1.0);
+                let (dy, x) = (grads(&mut rng, n), rng.vec(k, 0.0, 1.0));
+                let hp = Adam::default();
+                let rule = match rule_id {
+                    0 => kern::UpdateRule::Sgd { lr: 0.1 },
+                    1 => kern::UpdateRule::Momentum { lr: 0.1, mu: 0.9 },
+                    _ => kern::UpdateRule::adam(&hp, 3),
+                };
+                let moments = |i: usize| {
+                    let mut r = Rng::new(i as u64);
+                    if rule.moments() >= i { r.vec(5 + n * k, 0.0, 0.5) } else { vec![] }
+                };
+                let (f0, s0) = (moments(1), moments(2));
+                let dx0 = rng.vec(k, -1.0, 1.0);
+                let run = |parallel: bool| {
+                    let (mut p, mut f, mut s, mut dx) =
+                        (p0.clone(), f0.clone(), s0.clone(), dx0.clone());
+                    let mut u = kern::Update { rule, first: &mut f[..], second: &mut s[..] };
+                    if parallel {
+                        par::linear_rank1(
+                            &pool,
+                            &mut u,
+                            Some(&mut dx),
+                            5..5 + n * k,
+                            &mut p,
+                            &dy,
+                            &x,
+                        );
+                    } else {
+                        u.linear_rank1(Some(&mut dx), 5..5 + n * k, &mut p, &dy, &x);
+                    }
+                    (p, f, s, dx)
+                };
+                let (got, want) = (run(true), run(false));
+                let what = format!("par::linear_rank1 {n}×{k} rule {rule_id} t={threads}");
+                assert_all_eq(&format!("{what}: W"), &got.0, &want.0, k);
+                assert_all_eq(&format!("{what}: first"), &got.1, &want.1, k);
+                assert_all_eq(&format!("{what}: second"), &got.2, &want.2, k);
+                assert_all_eq(&format!("{what}: dx"), &got.3, &want.3, k);
+            }
+        }
+        let len = 200_003;
+        let mut rng = Rng::new(len as u64);
+        let g = grads(&mut rng, len);
+        let p0 = rng.vec(len, -1.0, 1.0);
+        let (mut p, mut want) = (p0.clone(), p0);
+        let (mut v, mut v_want) = (vec![0.1; len], vec![0.1; len]);
+        let rule = kern::UpdateRule::Momentum { lr: 0.1, mu: 0.9 };
+        let mut u = kern::Update { rule, first: &mut v, second: &mut [] };
+        par::update(&pool, &mut u, 3..len, &mut p, &g[3..]);
+        kern::momentum_step(&mut want[3..], &mut v_want[3..], &g[3..], 0.1, 0.9);
+        assert_all_eq(&format!("par::update t={threads}: params"), &p, &want, len);
+        assert_all_eq(&format!("par::update t={threads}: velocity"), &v, &v_want, len);
+    }
+}
+
+/// A panic in a pool job reaches the caller, and the pool keeps working: pieces
+/// claimed through a counter are all done, by whichever threads were awake.
+#[test]
+fn pool_propagates_a_panic_and_survives() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pool = idmlp_kernels::pool::Pool::new(2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.run(&|t| assert!(t != 0, "boom in the caller's share"));
+    }));
+    assert!(r.is_err());
+    for _ in 0..100 {
+        let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        pool.run(&|_| {
+            while next.fetch_add(1, Ordering::Relaxed) < 8 {
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        assert_eq!(done.into_inner(), 8);
+    }
+}

@@ -46,8 +46,8 @@ pub struct BenchArgs {
     /// Update rule (lr 1e-4: the cost does not depend on it; μ 0.9, Adam's defaults).
     #[arg(long, value_enum, default_value_t = OptimizerArg::Momentum)]
     pub optimizer: OptimizerArg,
-    /// Compute threads. Training runs on one thread; more are accepted and reported
-    /// as `threads_requested`.
+    /// Compute threads (the step's GEMMs and updates split across them; bit-identical
+    /// results for any count). The GEMM-only yardstick stays on one thread.
     #[arg(long, default_value_t = NonZeroUsize::new(1).unwrap())]
     pub threads: NonZeroUsize,
     /// Timed steps (each paired with one GEMM-only run).
@@ -124,9 +124,6 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         OptimizerArg::Momentum => OptimizerKind::Momentum { lr: LR, mu: 0.9 },
         OptimizerArg::Adam => OptimizerKind::Adam(Adam { lr: LR, ..Adam::default() }),
     };
-    if args.threads.get() > 1 {
-        eprintln!("note: --threads {} accepted; training runs on one thread", args.threads);
-    }
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed);
     let data: Vec<(Vec<f32>, Vec<u32>)> = (0..ROTATION)
@@ -136,8 +133,13 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             (x, y)
         })
         .collect();
-    let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind);
+    let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind)
+        .with_threads(args.threads.get());
     let mut gemms = StepGemms::new(arch, batch);
+    // With --threads T > 1, a one-thread twin steps alternately with the T-thread
+    // trainer, so that the speed-up is a ratio of paired steps under the same load.
+    let mut single = (trainer.threads() > 1)
+        .then(|| Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind));
     // The first step sizes the tape, so the warm-up does allocate: reported, it shows
     // that the counter works.
     let warmup_before = allocations();
@@ -145,10 +147,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         let (x, y) = &data[i % ROTATION];
         trainer.step(x, y);
         gemms.run();
+        if let Some(single) = &mut single {
+            single.step(x, y);
+        }
     }
     let warmup_allocs = allocations() - warmup_before;
 
     let (mut step_ms, mut gemm_ms, mut ratio) = (vec![], vec![], vec![]);
+    let (mut single_ms, mut speedup) = (vec![], vec![]);
     let mut step_allocs = 0;
     let mut loss = 0.0;
     for i in 0..steps {
@@ -164,6 +170,13 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         step_ms.push(s);
         gemm_ms.push(g);
         ratio.push(s / g);
+        if let Some(single) = &mut single {
+            let t = Instant::now();
+            single.step(x, y);
+            let one = t.elapsed().as_secs_f64() * 1e3;
+            single_ms.push(one);
+            speedup.push(one / s);
+        }
     }
     if !loss.is_finite() {
         // Still a valid timing (NaN costs the same as any float on AVX2), but say so.
@@ -177,12 +190,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     let gflops = flops / (median * 1e-3) / 1e9;
     let gemm_gflops = flops / (gemm_median * 1e-3) / 1e9;
     let allocs_per_step = step_allocs as f64 / steps as f64;
+    let one_thread =
+        (!single_ms.is_empty()).then(|| (summary(&mut single_ms).0, summary(&mut speedup).0));
     if args.json {
         let value = serde_json::json!({
             "batch": batch,
             "layers": arch.layers,
             "width": arch.width(),
-            "threads": 1,
+            "threads": trainer.threads(),
             "threads_requested": args.threads.get(),
             "optimizer": kind.name(),
             "steps": steps,
@@ -199,16 +214,19 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             "allocs_per_step": allocs_per_step,
             "allocs_warmup": warmup_allocs,
             "kernel": sgemm_kernel_name(),
+            "one_thread_ms": one_thread.map(|(ms, _)| ms),
+            "thread_speedup": one_thread.map(|(_, x)| x),
             "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     println!(
-        "idmlp bench: B = {batch}, L = {}, D = {}, {}, 1 thread, {steps} steps after {} warm-up ({} kernel)",
+        "idmlp bench: B = {batch}, L = {}, D = {}, {}, {} thread(s), {steps} steps after {} warm-up ({} kernel)",
         arch.layers,
         arch.width(),
         kind.name(),
+        trainer.threads(),
         args.warmup.max(1),
         sgemm_kernel_name()
     );
@@ -220,7 +238,13 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         "",
         (3 * arch.layers).saturating_sub(1)
     );
-    println!("step ÷ GEMMs {ratio_median:.3} (median of paired ratios)");
+    println!("step ÷ GEMMs {ratio_median:.3} (median of paired ratios; GEMMs on one thread)");
+    if let Some((ms, x)) = one_thread {
+        println!(
+            "1 thread     median {ms:8.2} ms   speed-up with {} threads {x:.2}× (median of paired ratios)",
+            trainer.threads()
+        );
+    }
     println!("allocations per step: {allocs_per_step} (warm-up: {warmup_allocs})");
     Ok(())
 }

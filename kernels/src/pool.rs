@@ -1,0 +1,214 @@
+//! A persistent worker pool for splitting one kernel call across cores, with no heap
+//! allocation per call (feature `std`).
+//!
+//! Why not `std::thread::scope`: spawning allocates (a thread, its stack, a packet),
+//! and a training step must allocate nothing after warm-up. The workers here are
+//! spawned once, in [`Pool::new`], and park on a condition variable between calls;
+//! [`Pool::run`] hands them a borrowed closure and returns only after every worker is
+//! done with it, which is what makes lending a non-`'static` closure sound.
+//!
+//! Each thread also owns a GEMM packing workspace ([`Pool::pack`]), so that the
+//! parallel GEMMs of [`crate::par`] allocate nothing either.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::sgemm::PACK_LEN;
+
+/// The most threads a pool runs (partitions are built in fixed-size stack arrays).
+pub const MAX_THREADS: usize = 16;
+
+/// The job type: called once per thread index `0..threads`.
+type Job<'a> = dyn Fn(usize) + Sync + 'a;
+
+/// A borrowed job with its lifetime erased; valid while [`Pool::run`] waits.
+#[derive(Clone, Copy)]
+struct JobPtr(*const Job<'static>);
+
+// SAFETY: the pointee is `Sync` (so calling it from another thread is fine), and
+// `Pool::run` keeps it alive until every worker has reported back (see `run`).
+#[allow(unsafe_code)]
+unsafe impl Send for JobPtr {}
+
+struct State {
+    /// The current job; `None` once the caller has finished its own call, so that a
+    /// worker waking up later does not start it.
+    job: Option<JobPtr>,
+    /// Incremented per job: a worker runs each epoch at most once.
+    epoch: u64,
+    /// Workers that started the current job and have not finished it.
+    pending: usize,
+    panicked: bool,
+    quit: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic inside a job is caught before the lock is taken again, so poisoning can
+    // only come from a bug here; the state stays consistent either way.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `threads − 1` parked workers plus the calling thread, and one packing workspace
+/// per thread.
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    packs: Vec<Mutex<Vec<f32>>>,
+    /// Per-thread output scratch for column-split GEMMs (grown on first use, kept).
+    scratch: Vec<Mutex<Vec<f32>>>,
+}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pool").field("threads", &self.threads()).finish()
+    }
+}
+
+impl Pool {
+    /// A pool of `threads` threads (clamped to `1..=MAX_THREADS`): the caller of
+    /// [`Pool::run`] is thread 0, and `threads − 1` workers are spawned here, once.
+    pub fn new(threads: usize) -> Self {
+        let threads = threads.clamp(1, MAX_THREADS);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                job: None,
+                epoch: 0,
+                pending: 0,
+                panicked: false,
+                quit: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let workers = (1..threads)
+            .map(|index| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("idmlp-worker-{index}"))
+                    .spawn(move || worker(&shared, index))
+                    .expect("idmlp: cannot spawn a worker thread")
+            })
+            .collect();
+        let packs = (0..threads).map(|_| Mutex::new(vec![0.0; PACK_LEN])).collect();
+        let scratch = (0..threads).map(|_| Mutex::new(Vec::new())).collect();
+        Pool { shared, workers, packs, scratch }
+    }
+
+    /// Threads that [`Pool::run`] uses, the caller included.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Thread `index`'s packing workspace ([`PACK_LEN`] floats). Each thread locks
+    /// only its own, so the lock is never contended.
+    pub fn pack(&self, index: usize) -> MutexGuard<'_, Vec<f32>> {
+        self.packs[index].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Thread `index`'s output scratch (for a GEMM split by columns of C): grown to
+    /// at least `len` floats on first use and kept, so steady-state calls allocate
+    /// nothing. Only thread `index` locks it.
+    pub fn scratch(&self, index: usize, len: usize) -> MutexGuard<'_, Vec<f32>> {
+        let mut s = self.scratch[index].lock().unwrap_or_else(PoisonError::into_inner);
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        s
+    }
+
+    /// Calls `job(0)` on the calling thread and `job(i)` on each worker `i` that wakes
+    /// up before `job(0)` returns, then waits for the calls that started. A panic in
+    /// any call is re-raised here after all have finished. Allocates nothing.
+    ///
+    /// A worker that is not scheduled in time (a busy machine) is skipped rather than
+    /// waited for, so a job must claim its pieces of work dynamically (an atomic
+    /// counter) and `job(0)` must finish whatever is left: then the caller never
+    /// sleeps on a descheduled worker, and the result cannot depend on who ran what.
+    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() {
+            return job(0);
+        }
+        // SAFETY: only the lifetime is erased. A worker copies the pointer out of the
+        // state only while `job` is `Some` (and counts itself in `pending` under the
+        // same lock); this function clears `job` and then waits for `pending` to reach
+        // zero before returning (not even unwinding skips that: `job(0)` runs under
+        // catch_unwind), so `job` outlives every use.
+        #[allow(unsafe_code)]
+        let ptr =
+            JobPtr(unsafe { core::mem::transmute::<*const Job<'_>, *const Job<'static>>(job) });
+        {
+            let mut s = lock(&self.shared.state);
+            s.job = Some(ptr);
+            s.epoch = s.epoch.wrapping_add(1);
+            s.pending = 0;
+            s.panicked = false;
+        }
+        self.shared.work.notify_all();
+        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        let mut s = lock(&self.shared.state);
+        s.job = None;
+        while s.pending > 0 {
+            s = self.shared.done.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        s.job = None;
+        let theirs = s.panicked;
+        drop(s);
+        if let Err(payload) = mine {
+            resume_unwind(payload);
+        }
+        assert!(!theirs, "idmlp: a worker thread panicked");
+    }
+}
+
+fn worker(shared: &Shared, index: usize) {
+    let mut seen = 0u64;
+    let mut s = lock(&shared.state);
+    loop {
+        while s.epoch == seen && !s.quit {
+            s = shared.work.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        if s.quit {
+            return;
+        }
+        seen = s.epoch;
+        // Too late (the caller has finished): skip this job.
+        let Some(JobPtr(job)) = s.job else { continue };
+        s.pending += 1;
+        drop(s);
+        // SAFETY: `Pool::run` keeps the job alive until `pending` reaches zero, which
+        // needs this worker's decrement below.
+        #[allow(unsafe_code)]
+        let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(index) }));
+        s = lock(&shared.state);
+        s.panicked |= result.is_err();
+        s.pending -= 1;
+        if s.pending == 0 {
+            shared.done.notify_one();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        lock(&self.shared.state).quit = true;
+        self.shared.work.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Splits `0..len` into `parts` contiguous pieces whose boundaries are multiples of
+/// `unit` (the last piece takes the rest): piece `i` is returned.
+pub fn piece(len: usize, parts: usize, unit: usize, i: usize) -> core::ops::Range<usize> {
+    let units = len.div_ceil(unit);
+    let bound = |j: usize| (units * j / parts * unit).min(len);
+    bound(i)..if i + 1 == parts { len } else { bound(i + 1) }
+}
