@@ -306,3 +306,20 @@ fn hostile_idx_files_are_clear_errors_that_leave_out_untouched() {
         assert_clear_error(&run, &images, &format!("eval {name}"));
     }
 }
+
+#[test]
+fn two_threads_train_the_same_model_bit_for_bit() {
+    let tmp = TempDir::new("threads");
+    let weights = |threads: &str| {
+        let out = tmp.path().join(format!("t{threads}"));
+        let run = idmlp()
+            .args(["train", "--data", MNIST_SAMPLE, "--out", out.to_str().unwrap()])
+            .args(["--layers", "2", "--epochs", "1", "--threads", threads])
+            .output()
+            .unwrap();
+        success(&run);
+        assert!(text(&run.stderr).contains(&format!("{threads} thread(s)")));
+        saved(&out.join("model.idmlp"))
+    };
+    assert_same_run(&weights("2"), &weights("1"));
+}

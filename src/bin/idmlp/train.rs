@@ -81,8 +81,8 @@ pub struct Hyper {
     /// Seed of the init and of the batch order: the same seed gives the same run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Compute threads. Training currently runs on one thread; more are accepted for
-    /// forward compatibility and reported as such.
+    /// Compute threads for training (GEMMs and optimizer updates are split between
+    /// them). Results are bit-identical for every thread count; 2 pays from batch ≈ 32.
     #[arg(long, default_value_t = NonZeroUsize::new(1).unwrap())]
     pub threads: NonZeroUsize,
 }
@@ -281,12 +281,6 @@ pub fn train_model(
     }
     std::fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
-    if hyper.threads.get() > 1 {
-        eprintln!(
-            "note: --threads {} accepted; training currently runs on one thread",
-            hyper.threads
-        );
-    }
     let model_path = out.join("model.idmlp");
     remove_stale_temporaries(out, "model.idmlp");
     let arch = hyper.architecture(train.pixels());
@@ -294,7 +288,7 @@ pub fn train_model(
     let kind = hyper.optimizer();
     let resumed = if resume { resume_from(&model_path, hyper, train)? } else { None };
     eprintln!(
-        "training: L = {}, D = {} ({}×{} + {} classes), {} samples, batch {}, {} lr {}, init {:?}, seed {}",
+        "training: L = {}, D = {} ({}×{} + {} classes), {} samples, batch {}, {} lr {}, init {:?}, seed {}, {} thread(s)",
         arch.layers,
         arch.width(),
         train.rows(),
@@ -305,12 +299,14 @@ pub fn train_model(
         kind.name(),
         kind.lr(),
         init,
-        hyper.seed
+        hyper.seed,
+        hyper.threads
     );
     let (mut trainer, mut stream, mut progress, mut history) = match resumed {
         Some((mlp, state)) => {
             let stream = BatchStream::resume(train, hyper.batch, LastBatch::Keep, state.stream)?;
-            (Trainer::with_optimizer(mlp, state.optimizer), stream, state.epoch, state.history)
+            let trainer = Trainer::with_optimizer(mlp, state.optimizer);
+            (trainer, stream, state.epoch, state.history)
         }
         None => (
             Trainer::new(Mlp::new(arch, init, hyper.seed), kind),
@@ -329,6 +325,7 @@ pub fn train_model(
     }
     let (mut x, mut y) =
         (vec![0.0; hyper.batch.get() * arch.inputs], vec![0u32; hyper.batch.get()]);
+    trainer.set_threads(hyper.threads.get());
     let mut interpreter = Interpreter::new();
     let save = |trainer: &Trainer, stream: &BatchStream, progress, history: &[CompletedEpoch]| {
         let state = TrainingState {
