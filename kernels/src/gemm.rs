@@ -19,6 +19,7 @@ use crate::check_len;
 #[cfg(doc)]
 use crate::sgemm::PACK_LEN;
 use crate::sgemm::sgemm;
+use crate::simd::wide;
 
 /// `C ← α·A·B + β·C` with `A: m×k`, `B: k×n`, `C: m×n`, all row-major.
 ///
@@ -41,7 +42,7 @@ pub fn gemm_ab(
     check_len("gemm_ab B", b.len(), k, n);
     check_len("gemm_ab C", c.len(), m, n);
     if m == 1 && k > 0 && alpha != 0.0 {
-        return row_times_matrix(alpha, a, b, beta, c);
+        return wide!(row_times_matrix(alpha, a, b, beta, c));
     }
     #[rustfmt::skip]
     sgemm(
@@ -76,7 +77,7 @@ pub fn gemm_abt(
     check_len("gemm_abt B", b.len(), n, k);
     check_len("gemm_abt C", c.len(), m, n);
     if m == 1 && k > 0 && alpha != 0.0 {
-        return row_dot_rows(alpha, a, b, beta, c);
+        return wide!(row_dot_rows(alpha, a, b, beta, c));
     }
     #[rustfmt::skip]
     sgemm(
@@ -111,7 +112,7 @@ pub fn gemm_atb(
     check_len("gemm_atb B", b.len(), k, n);
     check_len("gemm_atb C", c.len(), m, n);
     if k == 1 && n > 0 && alpha != 0.0 {
-        return outer_product(alpha, a, b, beta, c);
+        return wide!(outer_product(alpha, a, b, beta, c));
     }
     #[rustfmt::skip]
     sgemm(
@@ -132,7 +133,7 @@ const LANES: usize = 16;
 
 /// `Σ_p x[p]·y[p]` over equal-length slices, summed in [`LANES`] interleaved partial
 /// sums and then across them.
-#[inline]
+#[inline(always)]
 fn dot(x: &[f32], y: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
@@ -147,6 +148,7 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 
 /// `c ← α·a·Bᵀ + β·c` for the row `a` (`k`), `B: n×k` and the row `c` (`n`): one dot
 /// product per row of B, which is read once, in storage order. `k ≥ 1`.
+#[inline(always)]
 fn row_dot_rows(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
     for (cj, row) in c.iter_mut().zip(b.chunks_exact(a.len())) {
         let v = alpha * dot(a, row);
@@ -157,6 +159,7 @@ fn row_dot_rows(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
 /// `c ← α·a·B + β·c` for the row `a` (`k`), `B: k×n` and the row `c` (`n`): `c` is
 /// scaled once, then gains `α·a[p]·B[p, ..]` row by row (an axpy each), so B is read
 /// once, in storage order, and `c` stays in L1. `k ≥ 1`.
+#[inline(always)]
 fn row_times_matrix(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
     if beta == 0.0 {
         c.fill(0.0);
@@ -176,6 +179,7 @@ fn row_times_matrix(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) 
 
 /// `C ← α·aᵀ·b + β·C` for the rows `a` (`m`) and `b` (`n`), `C: m×n`: the outer
 /// product, written row by row. `n ≥ 1`.
+#[inline(always)]
 fn outer_product(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
     for (&ai, c_row) in a.iter().zip(c.chunks_exact_mut(b.len())) {
         let s = alpha * ai;

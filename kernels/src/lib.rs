@@ -28,6 +28,7 @@ pub mod pool;
 pub mod reduce;
 pub mod relu;
 pub mod sgemm;
+pub mod simd;
 pub mod softmax;
 
 pub use bias::{bias_backward, bias_forward};

@@ -5,13 +5,17 @@
 
 use core::ops::Range;
 
+use crate::simd::wide;
+
 /// Plain SGD: `p ← p − lr·g`.
 #[track_caller]
 pub fn sgd_step(params: &mut [f32], grads: &[f32], lr: f32) {
     assert_eq!(params.len(), grads.len(), "sgd_step: params and grads differ in length");
-    for (p, &g) in params.iter_mut().zip(grads) {
-        sgd_elem(p, g, lr);
-    }
+    wide!({
+        for (p, &g) in params.iter_mut().zip(grads) {
+            sgd_elem(p, g, lr);
+        }
+    });
 }
 
 /// SGD with (heavy-ball) momentum, as in PyTorch: `v ← μ·v + g`, `p ← p − lr·v`.
@@ -20,9 +24,11 @@ pub fn sgd_step(params: &mut [f32], grads: &[f32], lr: f32) {
 pub fn momentum_step(params: &mut [f32], velocity: &mut [f32], grads: &[f32], lr: f32, mu: f32) {
     assert_eq!(params.len(), grads.len(), "momentum_step: params and grads differ in length");
     assert_eq!(params.len(), velocity.len(), "momentum_step: params and velocity differ in length");
-    for ((p, v), &g) in params.iter_mut().zip(velocity.iter_mut()).zip(grads) {
-        momentum_elem(p, v, g, lr, mu);
-    }
+    wide!({
+        for ((p, v), &g) in params.iter_mut().zip(velocity.iter_mut()).zip(grads) {
+            momentum_elem(p, v, g, lr, mu);
+        }
+    });
 }
 
 /// Adam hyper-parameters (Kingma & Ba, 2015).
@@ -70,9 +76,12 @@ pub fn adam_step(
     let (b1, b2) = (hp.beta1, hp.beta2);
     let step = hp.lr / c1;
     let inv_c2 = 1.0 / c2;
-    for (((p, mi), vi), &g) in params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grads) {
-        adam_elem(p, mi, vi, g, b1, b2, step, inv_c2, hp.eps);
-    }
+    wide!({
+        for (((p, mi), vi), &g) in params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grads)
+        {
+            adam_elem(p, mi, vi, g, b1, b2, step, inv_c2, hp.eps);
+        }
+    });
 }
 
 /// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)`.
@@ -226,11 +235,11 @@ impl Update<'_> {
         match rule {
             UpdateRule::Sgd { lr } => sgd_step(params, grads, lr),
             UpdateRule::Momentum { lr, mu } => momentum_step(params, first, grads, lr, mu),
-            UpdateRule::Adam { beta1, beta2, step, inv_c2, eps } => {
+            UpdateRule::Adam { beta1, beta2, step, inv_c2, eps } => wide!({
                 for (((p, m), v), &g) in params.iter_mut().zip(first).zip(second).zip(grads) {
                     adam_elem(p, m, v, g, beta1, beta2, step, inv_c2, eps);
                 }
-            }
+            }),
         }
     }
 
@@ -317,6 +326,17 @@ pub type Rank1Row<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], f32);
 /// the same columns as each row. Callers check the lengths (moment rows as long as
 /// the weight row, or empty when the rule keeps none).
 pub fn rank1_rows<'a>(
+    dx: Option<&mut [f32]>,
+    rows: impl Iterator<Item = Rank1Row<'a>>,
+    x: &[f32],
+    rule: UpdateRule,
+) {
+    wide!(rank1_rows_body(dx, rows, x, rule));
+}
+
+/// The body of [`rank1_rows`], inlined into both of its builds.
+#[inline(always)]
+fn rank1_rows_body<'a>(
     mut dx: Option<&mut [f32]>,
     rows: impl Iterator<Item = Rank1Row<'a>>,
     x: &[f32],
