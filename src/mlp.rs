@@ -20,6 +20,7 @@ use crate::tape::{Graph, Node, ReluGradAtZero};
 
 /// What the `C` class dims of every hidden layer do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ClassActivation {
     /// Linear class dims, relu only on the `d` feature dims (default). A class dim
     /// can never die, and logits stay informative on harder data (DESIGN.md §1).

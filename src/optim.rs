@@ -141,6 +141,7 @@ impl Optimizer {
 
 /// Saved optimizer state whose moment lengths do not fit the optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StateMismatch {
     /// `(first, second)` moment lengths this optimizer has.
     pub expected: (usize, usize),

@@ -13,6 +13,7 @@ use crate::tape::{Node, Tape};
 
 /// What one step measured on its batch (before the update).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct StepStats {
     /// Mean cross-entropy of the batch.
     pub loss: f32,
@@ -22,6 +23,7 @@ pub struct StepStats {
 
 /// What one epoch measured, averaged over the samples it trained on.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct EpochStats {
     /// Mean training loss (each sample weighted once, before its batch's update).
     pub train_loss: f64,
@@ -64,6 +66,7 @@ impl EpochProgress {
 
 /// Training blew up: where, and what was not finite.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Diverged {
     /// The step of the epoch (1-based) after which it was seen.
     pub step: usize,
@@ -298,6 +301,7 @@ pub(crate) fn count_correct(logits: &[f32], labels: &[u32], classes: usize) -> u
 /// `dh_l`, as in a step, so that the weights stream from memory as they do there
 /// (50 MB at L = 20) instead of sitting in cache.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct StepGemms {
     arch: Architecture,
     batch: usize,
