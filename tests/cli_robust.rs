@@ -215,31 +215,36 @@ fn resume_refuses_another_runs_checkpoint_and_starts_fresh_without_one() {
     assert!(err.contains("weights only"), "{err}");
 }
 
-/// Every file of the IDX fuzz corpus that is not valid MNIST data: the parser-error
-/// seeds (`err-*`), the broken gzip streams, and valid IDX files of the wrong kind.
-fn hostile_fixtures() -> Vec<PathBuf> {
+/// Every file of the IDX fuzz corpus that is not valid MNIST data, each with whether
+/// it goes under a `.gz` name: the parser-error seeds (`err-*`), the broken gzip
+/// streams, valid IDX files of the wrong kind, and two name/content mismatches (gzip
+/// under a raw name, raw IDX under a `.gz` name).
+fn hostile_fixtures() -> Vec<(PathBuf, bool)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/idx_parse");
-    let mut fixtures: Vec<PathBuf> = fs::read_dir(&dir)
+    let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    let mut fixtures: Vec<(PathBuf, bool)> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap();
-            !matches!(name, "gz-valid" | "gz-multi-member")
+        .filter(|p| !matches!(name(p).as_str(), "gz-valid" | "gz-multi-member"))
+        .map(|p| {
+            let gz = name(&p).starts_with("gz-");
+            (p, gz)
         })
         .collect();
     fixtures.sort();
-    assert!(fixtures.len() >= 20, "only {} fixtures in {}", fixtures.len(), dir.display());
+    fixtures.push((dir.join("gz-valid"), false));
+    fixtures.push((dir.join("valid-u8-images-2x4x4"), true));
+    assert!(fixtures.len() >= 22, "only {} fixtures in {}", fixtures.len(), dir.display());
     fixtures
 }
 
-/// Copies `fixture` into `data` as the images file of `split`, next to the sample's
-/// real labels, under a `.gz` name if it is gzip. Returns the images file's path.
-fn data_dir_with(data: &Path, split: &str, fixture: &Path) -> PathBuf {
+/// Copies `fixture` into `data` as the images file of `split` (under a `.gz` name if
+/// `gz`), next to the sample's real labels. Returns the images file's path.
+fn data_dir_with(data: &Path, split: &str, fixture: &Path, gz: bool) -> PathBuf {
     let _ = fs::remove_dir_all(data);
     fs::create_dir_all(data).unwrap();
     let labels = format!("{split}-labels-idx1-ubyte.gz");
     fs::copy(Path::new(MNIST_SAMPLE).join(&labels), data.join(&labels)).unwrap();
-    let gz = fixture.file_name().unwrap().to_str().unwrap().starts_with("gz-");
     let images = data.join(format!("{split}-images-idx3-ubyte{}", if gz { ".gz" } else { "" }));
     fs::copy(fixture, &images).unwrap();
     images
@@ -282,9 +287,10 @@ fn hostile_idx_files_are_clear_errors_that_leave_out_untouched() {
         .map(|p| (p.clone(), fs::read(&p).unwrap()))
         .collect();
 
-    for fixture in hostile_fixtures() {
+    for (fixture, gz) in hostile_fixtures() {
         let name = fixture.file_name().unwrap().to_str().unwrap().to_string();
-        let images = data_dir_with(&data, "train", &fixture);
+        let name = if gz { format!("{name} as .gz") } else { name };
+        let images = data_dir_with(&data, "train", &fixture, gz);
         let run = idmlp()
             .args(["train", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()])
             .args(["--layers", "1", "--epochs", "1"])
@@ -298,7 +304,7 @@ fn hostile_idx_files_are_clear_errors_that_leave_out_untouched() {
             .collect();
         assert!(after == before, "train {name}: --out changed");
 
-        let images = data_dir_with(&data, "t10k", &fixture);
+        let images = data_dir_with(&data, "t10k", &fixture, gz);
         let run = idmlp()
             .args(["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()])
             .output()
