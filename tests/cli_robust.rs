@@ -106,7 +106,7 @@ fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run_bit_for_bit() {
     let args = train_args(&out);
 
     let child = spawn(&args);
-    // Interrupt somewhere in epoch 2 (epoch 1's checkpoint marks its start).
+    // Interrupt after epoch 1's checkpoint, a random moment later (most likely in epoch 2).
     wait_for(&model);
     std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -118,7 +118,8 @@ fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run_bit_for_bit() {
     assert!(err.contains("--resume"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     let (_, state) = saved(&model);
-    assert_eq!(state.history.len(), 1, "interrupted in epoch 2");
+    // After epoch 1 and before the run's end (on a fast machine, maybe in epoch 3).
+    assert!((1..3).contains(&state.history.len()), "{} epochs done", state.history.len());
     assert!(state.epoch.steps > 0, "the checkpoint is mid-epoch");
     assert_eq!(state.epoch.samples, state.stream.cursor);
 
