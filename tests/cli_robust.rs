@@ -154,13 +154,21 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint_and_resume_finishes() {
             );
             last = position;
         }
-        // Only the checkpoint and, at most, temporaries of an unfinished write.
+        // The checkpoint, the final outputs once a round has finished the run (later
+        // rounds then have nothing to train), and at most temporaries of an unfinished
+        // atomic write: nothing else, and never a half-written file under a real name.
+        const OUTPUTS: [&str; 3] = ["model.idmlp", "metrics.json", "layers.csv"];
         for entry in fs::read_dir(&out).into_iter().flatten() {
             let name = entry.unwrap().file_name().into_string().unwrap();
+            let temporary_of = |o: &str| name.starts_with(&format!(".{o}.tmp-"));
             assert!(
-                name == "model.idmlp" || name.starts_with(".model.idmlp.tmp-"),
+                OUTPUTS.contains(&name.as_str()) || OUTPUTS.iter().any(|o| temporary_of(o)),
                 "round {round}: unexpected file {name}"
             );
+        }
+        if out.join("metrics.json").exists() {
+            let metrics = fs::read_to_string(out.join("metrics.json")).unwrap();
+            assert!(metrics.contains("\"test_accuracy\""), "round {round}: torn metrics.json");
         }
     }
     success(&idmlp().args(&args).output().unwrap());

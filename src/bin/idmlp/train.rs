@@ -282,7 +282,9 @@ pub fn train_model(
     std::fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
     let model_path = out.join("model.idmlp");
-    remove_stale_temporaries(out, "model.idmlp");
+    for name in ["model.idmlp", "metrics.json", "layers.csv"] {
+        remove_stale_temporaries(out, name);
+    }
     let arch = hyper.architecture(train.pixels());
     let init = hyper.init();
     let kind = hyper.optimizer();
