@@ -383,7 +383,7 @@ fn validate(path: &Path, bytes: &[u8]) -> Result<Layout, CheckpointError> {
     };
     if !layout.state.is_empty() {
         // Validated whole here, so that every accepted file loads.
-        state::decode(&bytes[layout.state.clone()], arch.param_count())
+        state::check(&bytes[layout.state.clone()], arch.param_count())
             .map_err(|what| invalid(Problem::BadState { what }))?;
     }
     Ok(layout)

@@ -115,6 +115,16 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The moments, writable: for decoding a checkpoint straight into them.
+    pub(crate) fn moments_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.first, &mut self.second)
+    }
+
+    /// Sets the step count (with [`Optimizer::moments_mut`], a restore without copies).
+    pub(crate) fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
     /// One update of `params` from `grads` (same layout). Allocates nothing.
     #[track_caller]
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {

@@ -133,9 +133,43 @@ pub(super) fn encode(state: &TrainingState, params: usize) -> Vec<u8> {
     out
 }
 
-/// Decodes and validates a section for a model of `params` parameters. The error
-/// says which field is wrong.
+/// Everything of a validated section except the optimizer's moments, which stay in
+/// the file's bytes until [`decode`] needs them.
+struct Fields {
+    kind: OptimizerKind,
+    steps: u64,
+    batch_size: u32,
+    stream: StreamState,
+    train_samples: u64,
+    epoch: EpochProgress,
+    history: Vec<CompletedEpoch>,
+}
+
+/// Validates a section for a model of `params` parameters without reading its moments
+/// into memory: what every load runs, the weights-only ones included. The error says
+/// which field is wrong.
+pub(super) fn check(bytes: &[u8], params: usize) -> Result<(), &'static str> {
+    parse(bytes, params).map(|_| ())
+}
+
+/// Validates and decodes a section for a model of `params` parameters.
 pub(super) fn decode(bytes: &[u8], params: usize) -> Result<TrainingState, &'static str> {
+    let Fields { kind, steps, batch_size, stream, train_samples, epoch, history } =
+        parse(bytes, params)?;
+    let mut optimizer = Optimizer::new(kind, params);
+    let (first, second) = optimizer.moments_mut();
+    // `parse` checked that the moments fill the bytes between the fixed part and the
+    // history, in this order.
+    let values =
+        bytes[FIXED_LEN..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    for (m, v) in first.iter_mut().chain(second.iter_mut()).zip(values) {
+        *m = v;
+    }
+    optimizer.set_steps(steps);
+    Ok(TrainingState { optimizer, batch_size, stream, train_samples, epoch, history })
+}
+
+fn parse(bytes: &[u8], params: usize) -> Result<Fields, &'static str> {
     if bytes.len() < FIXED_LEN {
         return Err("shorter than its 128-byte fixed part");
     }
@@ -223,14 +257,5 @@ pub(super) fn decode(bytes: &[u8], params: usize) -> Result<TrainingState, &'sta
         });
     }
 
-    let moments = |from: usize, len: usize| -> Vec<f32> {
-        bytes[from..from + 4 * len]
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect()
-    };
-    let mut optimizer = Optimizer::new(kind, params);
-    let (first, second) = (moments(FIXED_LEN, m1), moments(FIXED_LEN + 4 * m1, m2));
-    optimizer.restore(steps, &first, &second).expect("moment lengths come from the optimizer");
-    Ok(TrainingState { optimizer, batch_size, stream, train_samples, epoch, history })
+    Ok(Fields { kind, steps, batch_size, stream, train_samples, epoch, history })
 }
