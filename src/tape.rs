@@ -688,7 +688,7 @@ fn backward_run(
     };
     let Some(params) = params.exclusive() else { unreachable!("checked above") };
     for op in records.iter().rev() {
-        if !rank1_backward_update(op, values, params, &mut d, update) {
+        if !linear_backward_update(op, values, params, &mut d, update) {
             backward_op(op, values, params, labels, &mut d);
             for node in op.inputs().into_iter().flatten() {
                 if node.src == Src::Param {
@@ -709,11 +709,15 @@ fn backward_run(
     true
 }
 
-/// The batch-1 fast path of [`backward_run`]: for `x·wᵀ (+ b)` with one row of `x`,
-/// a parameter `w` and an arena `x`, runs the input gradient, the weight gradient and
-/// `w`'s update as one sweep over `w` (then `b`'s gradient and update) and returns
-/// `true`; returns `false` for every other op.
-fn rank1_backward_update(
+/// The fused path of [`backward_run`] for `x·wᵀ (+ b)` with a parameter `w` and an
+/// arena `x`: runs the input gradient, the weight gradient and `w`'s update with `dW`
+/// never stored (then `b`'s gradient and update) and returns `true`; returns `false`
+/// for every other op, and for batches too large for one GEMM k block.
+///
+/// - Batch 1: one sweep over `w` and its moments ([`k::Update::linear_rank1`]).
+/// - Larger batches: `dx` by GEMM with the old `w`, then `dW` in stripes of rows, each
+///   applied to `w` while it is in L1 ([`k::Update::linear_batch`]).
+fn linear_backward_update(
     op: &Op,
     values: &[f32],
     params: &mut [f32],
@@ -725,17 +729,32 @@ fn rank1_backward_update(
         Op::Linear { x, w, b, out } => (x, w, Some(b), out),
         _ => return false,
     };
-    if x.rows != 1 || w.src != Src::Param || !w.needs_grad || x.src != Src::Arena || w.is_empty() {
+    if w.src != Src::Param || !w.needs_grad || x.src != Src::Arena || w.is_empty() {
         return false;
     }
     let xv = &values[x.range()];
-    let (below, above) = d.arena.split_at_mut(out.offset);
-    let dout: &[f32] = &above[..out.len()];
-    let dx = if x.needs_grad { Some(&mut below[x.range()]) } else { None };
-    // One thread even with a pool: this sweep is memory-bound, and here one core
-    // already saturates the memory bandwidth; split across two (`par::linear_rank1`,
-    // bit-identical) it measured 0.7–1.0× the one-thread time.
-    update.linear_rank1(dx, w.range(), params, dout, xv);
+    if x.rows == 1 {
+        let (below, above) = d.arena.split_at_mut(out.offset);
+        let dout: &[f32] = &above[..out.len()];
+        let dx = if x.needs_grad { Some(&mut below[x.range()]) } else { None };
+        // One thread even with a pool: this sweep is memory-bound, and here one core
+        // already saturates the memory bandwidth; split across two (`par::linear_rank1`,
+        // bit-identical) it measured 0.7–1.0× the one-thread time.
+        update.linear_rank1(dx, w.range(), params, dout, xv);
+    } else {
+        if !k::sgemm::stripes_fit(x.rows, w.cols) {
+            return false;
+        }
+        if x.needs_grad {
+            let (dx, dout, gemm, beta) = d.split_for_gemm(x, out);
+            gemm.ab(x.rows, out.cols, x.cols, 1.0, dout, &params[w.range()], beta, dx);
+        }
+        let dout = &d.arena[out.range()];
+        match d.gemm.pool {
+            Some(pool) => k::par::linear_batch(pool, update, w.range(), params, x.rows, dout, xv),
+            None => update.linear_batch(w.range(), params, x.rows, dout, xv, d.gemm.pack),
+        }
+    }
     if let Some(b) = b {
         if b.needs_grad {
             let (db, dout) = d.split(b, out);

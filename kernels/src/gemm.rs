@@ -18,7 +18,7 @@
 use crate::check_len;
 #[cfg(doc)]
 use crate::sgemm::PACK_LEN;
-use crate::sgemm::sgemm;
+use crate::sgemm::{sgemm, sgemm_stripes};
 use crate::simd::wide;
 
 /// `C ← α·A·B + β·C` with `A: m×k`, `B: k×n`, `C: m×n`, all row-major.
@@ -123,6 +123,41 @@ pub fn gemm_atb(
         beta,
         c, n, 1,
         pack,
+    );
+}
+
+/// `C = α·Aᵀ·B` (`A: k×m` stored row-major, `B: k×n`, `C: m×n`) handed to `sink` in
+/// stripes of rows instead of stored: [`sgemm_stripes`] (see there), with
+/// `sink(first_row, rows)` getting every row of C exactly once, in order.
+///
+/// In the tape: the weight gradient `dW = dYᵀ·X` consumed by the optimizer update
+/// while it is in L1 (the batched twin of [`Update::linear_rank1`](crate::Update::linear_rank1)).
+///
+/// # Panics
+///
+/// Unless [`stripes_fit`](crate::sgemm::stripes_fit)`(k, n)`, or if a slice is too short.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_atb_stripes(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    pack: &mut [f32],
+    sink: &mut dyn FnMut(usize, &[f32]),
+) {
+    check_len("gemm_atb_stripes A", a.len(), k, m);
+    check_len("gemm_atb_stripes B", b.len(), k, n);
+    #[rustfmt::skip]
+    sgemm_stripes(
+        m, k, n,
+        alpha,
+        a, 1, m,
+        b, n, 1,
+        pack,
+        sink,
     );
 }
 

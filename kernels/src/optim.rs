@@ -281,6 +281,48 @@ impl Update<'_> {
         let (first, second) = self.moments(range);
         linear_rank1_update(dx, w, first, second, dy, x, rule);
     }
+
+    /// The weight gradient and update of a linear layer `Y = X·Wᵀ` at any batch, with
+    /// `W: n×k` at `params[range]` (row-major), `dY: batch×n`, `X: batch×k`:
+    ///
+    /// ```text
+    /// dW = dYᵀ·X           computed [`MR`](crate::sgemm::MR) rows at a time, never stored
+    /// W  ← rule(W, dW)     each stripe of rows as soon as it is final, while in L1
+    /// ```
+    ///
+    /// The same bits as `gemm_atb` (`β = 0`) into a gradient buffer followed by
+    /// [`Update::apply`] over it, without writing the gradient to memory and reading
+    /// it back. `pack` is the GEMM workspace ([`PACK_LEN`](crate::sgemm::PACK_LEN)).
+    ///
+    /// # Panics
+    ///
+    /// Unless [`stripes_fit`](crate::sgemm::stripes_fit)`(batch, k)`, or on lengths
+    /// that do not match.
+    #[track_caller]
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_batch(
+        &mut self,
+        range: Range<usize>,
+        params: &mut [f32],
+        batch: usize,
+        dy: &[f32],
+        x: &[f32],
+        pack: &mut [f32],
+    ) {
+        let (n, k) = (dy.len() / batch.max(1), x.len() / batch.max(1));
+        assert!(
+            dy.len() == batch * n && x.len() == batch * k && range.len() == n * k,
+            "Update::linear_batch: W has {} values, dY {} and X {} at batch {batch}",
+            range.len(),
+            dy.len(),
+            x.len()
+        );
+        let w0 = range.start;
+        crate::gemm::gemm_atb_stripes(n, batch, k, 1.0, dy, x, pack, &mut |row, g| {
+            let start = w0 + row * k;
+            self.apply(start..start + g.len(), params, g);
+        });
+    }
 }
 
 /// The kernel behind [`Update::linear_rank1`]: `dx += Wᵀ·dy` (old W), then

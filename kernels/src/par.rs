@@ -345,6 +345,67 @@ pub fn update(
     });
 }
 
+/// [`Update::linear_batch`] on `pool`: W's rows (and their moments) cut into one
+/// piece per thread at multiples of [`MR`]; each thread computes the weight gradient
+/// of its rows stripe by stripe with its own packing workspace and updates them. The
+/// tiles are those of the one-thread call, so the bits are too.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn linear_batch(
+    pool: &Pool,
+    update: &mut Update<'_>,
+    range: core::ops::Range<usize>,
+    params: &mut [f32],
+    batch: usize,
+    dy: &[f32],
+    x: &[f32],
+) {
+    let threads = pool.threads();
+    let (n, k) = (dy.len() / batch.max(1), x.len() / batch.max(1));
+    if threads == 1 || n < 2 * MR || n * k * batch < MIN_SPLIT_FMAS {
+        return update.linear_batch(range, params, batch, dy, x, &mut pool.pack(0));
+    }
+    assert!(
+        dy.len() == batch * n && x.len() == batch * k && range.len() == n * k,
+        "par::linear_batch: W has {} values, dY {} and X {} at batch {batch}",
+        range.len(),
+        dy.len(),
+        x.len()
+    );
+    let rule = update.rule;
+    let moments = rule.moments();
+    let w = &mut params[range.clone()];
+    let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
+    let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
+    let ww = row_pieces(w, n, k, threads, MR);
+    let ff = if moments >= 1 { row_pieces(first, n, k, threads, MR) } else { Default::default() };
+    let ss = if moments >= 2 { row_pieces(second, n, k, threads, MR) } else { Default::default() };
+    let next = AtomicUsize::new(0);
+    pool.run(&|t| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= threads {
+                break;
+            }
+            let Some((r0, w)) = take(&ww[i]) else { continue };
+            let first = take(&ff[i]).map_or(&mut [][..], |(_, s)| s);
+            let second = take(&ss[i]).map_or(&mut [][..], |(_, s)| s);
+            let rows = w.len() / k.max(1);
+            let mut u = Update { rule, first, second };
+            // Rows r0.. of dYᵀ are columns r0.. of dY: a strided view.
+            #[rustfmt::skip]
+            crate::sgemm::sgemm_stripes(
+                rows, batch, k,
+                1.0,
+                &dy[r0..], 1, n,
+                x, k, 1,
+                &mut pool.pack(t),
+                &mut |row, g| u.apply(row * k..row * k + g.len(), w, g),
+            );
+        }
+    });
+}
+
 /// Rows of W per dispatch of [`linear_rank1`]: the column halves of that many rows are
 /// gathered into stack arrays of slices (16 KiB each).
 const RANK1_ROWS: usize = 1024;

@@ -91,11 +91,11 @@ pub const NC: usize = 1024;
 /// 64-byte (cache-line) boundary whatever the alignment of the caller's slice.
 const ALIGN_SLACK: usize = 16;
 
-/// Packing workspace length (in f32) that [`sgemm`] needs for any `m`, `k`, `n`: the
-/// block sizes bound it (B̃: KC×NC, Ã: MC×KC, plus alignment slack), ≈ 1.43 MiB.
-/// Allocate it once (`vec![0.0; PACK_LEN]`) and reuse it; its contents on entry do
-/// not matter and on return are unspecified.
-pub const PACK_LEN: usize = ALIGN_SLACK + KC * NC + MC * KC;
+/// Packing workspace length (in f32) that [`sgemm`] and [`sgemm_stripes`] need for
+/// any `m`, `k`, `n`: the block sizes bound it (B̃: KC×NC, Ã: MC×KC, one MR×NC stripe
+/// of C, plus alignment slack), ≈ 1.45 MiB. Allocate it once (`vec![0.0; PACK_LEN]`)
+/// and reuse it; its contents on entry do not matter and on return are unspecified.
+pub const PACK_LEN: usize = ALIGN_SLACK + KC * NC + MC * KC + MR * NC;
 
 const _: () = {
     assert!(MC % MR == 0 && NC % NR == 0 && KC % 8 == 0);
@@ -150,6 +150,53 @@ pub fn sgemm(
         return run(isa, args, c, pack);
     }
     run(portable::Portable, args, c, pack);
+}
+
+/// Whether [`sgemm_stripes`] takes a product with shared dimension `k` and `n`
+/// columns: both must fit one block (`1 ≤ k ≤ KC`, `n ≤ NC`), so that one microkernel
+/// call finishes each tile of C.
+pub fn stripes_fit(k: usize, n: usize) -> bool {
+    (1..=KC).contains(&k) && n <= NC
+}
+
+/// `C ← α·A·B` (`C: m×n`, `A: m×k`, `B: k×n`, strides as in [`sgemm`]) without storing
+/// C: it is computed [`MR`] rows at a time into a stripe inside `pack`, and
+/// `sink(first_row, stripe)` gets each stripe (`rows·n` floats, row-major, `rows ≤ MR`)
+/// as soon as it is final, in row order.
+///
+/// Why: a consumer of C that works row by row (the optimizer update of a weight
+/// gradient) then reads C from L1 instead of from a buffer in memory, and C is never
+/// written to memory at all. Every element gets the instructions it gets in
+/// [`sgemm`] with `β = 0` (same packing, same microkernel, same k order): the bits are
+/// those of `sgemm` followed by `sink` over the stored C.
+///
+/// # Panics
+///
+/// Unless [`stripes_fit`]`(k, n)`, if `pack` is shorter than [`PACK_LEN`], or if `a`
+/// or `b` is too short for its dimensions and strides (as in [`sgemm`]).
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_stripes(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    pack: &mut [f32],
+    sink: &mut dyn FnMut(usize, &[f32]),
+) {
+    assert!(stripes_fit(k, n), "sgemm_stripes: k = {k} and n = {n} must fit one block");
+    let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta: 0.0, rsc: n, csc: 1 };
+    #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = avx2::Avx2Fma::detect() {
+        return stripes(isa, args, pack, sink);
+    }
+    stripes(portable::Portable, args, pack, sink);
 }
 
 /// [`sgemm`] forced onto the portable microkernel and packers, whatever the CPU.
@@ -398,6 +445,53 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The loop nest of [`sgemm_stripes`]: [`gemm_loop`] with one n and one k block and
+/// the `jr` and `ir` loops swapped, so that each MR-row stripe of C is finished (across
+/// all of its columns) before the next starts. The Ã micro-panel now stays in L1 and
+/// the B̃ panels stream from L2 (k·n floats, ≤ 1.25 MiB, 320 KiB at k = 100).
+#[track_caller]
+fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn FnMut(usize, &[f32])) {
+    assert!(
+        pack.len() >= PACK_LEN,
+        "sgemm_stripes: packing workspace has {} floats, needs PACK_LEN = {PACK_LEN}",
+        pack.len()
+    );
+    check_operand("A", p.a.len(), p.m, p.k, p.rsa, p.csa);
+    check_operand("B", p.b.len(), p.k, p.n, p.rsb, p.csb);
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    let offset = pack.as_ptr().align_offset(64);
+    let offset = if offset < ALIGN_SLACK { offset } else { 0 };
+    let (bpack, rest) = pack[offset..offset + KC * NC + MC * KC + MR * NC].split_at_mut(KC * NC);
+    let (apack, stripe) = rest.split_at_mut(MC * KC);
+    let (k, n) = (p.k, p.n);
+    kern.pack_b(k, n, p.b, 0, p.rsb, p.csb, bpack);
+    let mc_step = even_step(p.m, MC, MR);
+    for ic in (0..p.m).step_by(mc_step) {
+        let mc = mc_step.min(p.m - ic);
+        pack::pack_a(mc, k, p.a, ic * p.rsa, p.rsa, p.csa, apack);
+        for ir in (0..mc).step_by(MR) {
+            let rows = MR.min(mc - ir);
+            let a_panel = &apack[ir * k..(ir + MR) * k];
+            for jr in (0..n).step_by(NR) {
+                let tile = Tile {
+                    kc: k,
+                    rows,
+                    cols: NR.min(n - jr),
+                    c0: jr,
+                    rsc: n,
+                    csc: 1,
+                    alpha: p.alpha,
+                    beta: 0.0,
+                };
+                kern.tile(tile, a_panel, &bpack[jr * k..(jr + NR) * k], stripe);
+            }
+            sink(ic + ir, &stripe[..rows * n]);
         }
     }
 }

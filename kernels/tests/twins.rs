@@ -729,6 +729,88 @@ fn linear_rank1_update_matches_the_unfused_path_bit_for_bit() {
     }
 }
 
+/// `Update::linear_batch` (weight gradient in stripes, each applied while in L1) and
+/// its pool twin against the unfused path, bit for bit: `G = dYᵀ·X` through
+/// `gemm_atb` (`β = 0`) into a buffer, then the rule over G. Shapes cover a last
+/// stripe shorter than MR, a last tile narrower than NR, one m block and several,
+/// k = 1 and the largest k one block takes; several steps so the moments carry over.
+#[test]
+fn linear_batch_matches_the_unfused_path_bit_for_bit() {
+    let hp = Adam { lr: 0.01, ..Adam::default() };
+    let mut pack = common::pack();
+    let pools: Vec<_> = [1, 2, 3].into_iter().map(kern::pool::Pool::new).collect();
+    let shapes = [(1, 1, 2), (7, 15, 3), (13, 17, 6), (50, 33, 1), (301, 40, 320), (D, D, 100)];
+    for &(n, k, batch) in &shapes {
+        assert!(kern::sgemm::stripes_fit(batch, k));
+        for rule_id in 0..3 {
+            let mut rng = Rng::new((n * 1000 + k * 10 + batch) as u64 + rule_id);
+            let p0 = rng.vec(3 + n * k, -1.0, 1.0);
+            let range = 3..3 + n * k;
+            let moments = |i: u64, rng: &mut Rng| {
+                if rule_id >= i { rng.vec(3 + n * k, 0.0, 0.5) } else { vec![] }
+            };
+            let (f0, s0) = (moments(1, &mut rng), moments(2, &mut rng));
+            let mut want = (p0.clone(), f0.clone(), s0.clone());
+            let mut got: Vec<_> =
+                (0..=pools.len()).map(|_| (p0.clone(), f0.clone(), s0.clone())).collect();
+            let mut g = vec![f32::NAN; n * k];
+            for t in 1..=3u32 {
+                let (dy, x) = (grads(&mut rng, batch * n), rng.vec(batch * k, 0.0, 1.0));
+                let rule = match rule_id {
+                    0 => kern::UpdateRule::Sgd { lr: 0.1 },
+                    1 => kern::UpdateRule::Momentum { lr: 0.1, mu: 0.9 },
+                    _ => kern::UpdateRule::adam(&hp, t),
+                };
+                kern::gemm_atb(n, batch, k, 1.0, &dy, &x, 0.0, &mut g, &mut pack);
+                let (p, f, s) = &mut want;
+                kern::Update { rule, first: f, second: s }.apply(range.clone(), p, &g);
+                for (i, (p, f, s)) in got.iter_mut().enumerate() {
+                    let mut u = kern::Update { rule, first: f, second: s };
+                    match pools.get(i) {
+                        Some(pool) => {
+                            kern::par::linear_batch(pool, &mut u, range.clone(), p, batch, &dy, &x)
+                        }
+                        None => u.linear_batch(range.clone(), p, batch, &dy, &x, &mut pack),
+                    }
+                }
+                for (i, (p, f, s)) in got.iter().enumerate() {
+                    let who = pools
+                        .get(i)
+                        .map_or("serial".into(), |p| format!("{} threads", p.threads()));
+                    let what =
+                        format!("linear_batch {n}×{k} batch {batch} rule {rule_id} step {t} {who}");
+                    assert_all_eq(&format!("{what}: W"), p, &want.0, k);
+                    assert_all_eq(&format!("{what}: first moment"), f, &want.1, k);
+                    assert_all_eq(&format!("{what}: second moment"), s, &want.2, k);
+                }
+            }
+        }
+    }
+}
+
+/// `sgemm_stripes` refuses a product that does not fit one block, instead of handing
+/// out stripes that are not final.
+#[test]
+#[should_panic(expected = "must fit one block")]
+fn sgemm_stripes_rejects_a_k_past_one_block() {
+    let k = kern::sgemm::KC + 1;
+    let (a, b) = (vec![0.0; 2 * k], vec![0.0; k * 3]);
+    kern::sgemm::sgemm_stripes(
+        2,
+        k,
+        3,
+        1.0,
+        &a,
+        k,
+        1,
+        &b,
+        3,
+        1,
+        &mut common::pack(),
+        &mut |_, _| {},
+    );
+}
+
 /// `linear_rank1_update` against its naive twin (f64 sums for dx): SGD and momentum
 /// weights bit for bit (same f32 formula per element), dx within the sum's rounding.
 #[test]
