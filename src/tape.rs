@@ -265,11 +265,14 @@ impl Tape {
     /// - A range is updated right after the op that reads it has run its backward
     ///   rule, while the range and its fresh gradient are still in cache, instead of in
     ///   one more pass over every parameter, gradient and moment afterwards.
-    /// - At batch 1 a layer's backward (`dx += dy·W`, `dW = dyᵀ·x`) and the update of
-    ///   W are one sweep over W and its moments
-    ///   ([`Update::linear_rank1`](k::Update::linear_rank1)); that `dW` is never
-    ///   stored, so those ranges of `dparams` are left as they were. Every other range
-    ///   of `dparams` holds this pass's gradient on return.
+    /// - A linear layer's weight gradient is never stored: at batch 1 its backward
+    ///   (`dx += dy·W`, `dW = dyᵀ·x`) and the update of W are one sweep over W and its
+    ///   moments ([`Update::linear_rank1`](k::Update::linear_rank1)); at larger batches
+    ///   up to [`KC`](k::sgemm::KC) `dW` is formed a few rows at a time and each stripe
+    ///   updates its rows of W while it is in L1
+    ///   ([`Update::linear_batch`](k::Update::linear_batch)). Those ranges of
+    ///   `dparams` are left as they were; every other range holds this pass's
+    ///   gradient on return.
     /// - When two ops read overlapping parameter ranges (a weight used twice), no
     ///   range is final before the end: this falls back to the full backward, then
     ///   the update over the whole buffer.

@@ -190,8 +190,8 @@ impl Trainer {
         };
         // Backward overwrites the last step's gradient (no zeroing pass over the L·D²
         // buffer; each weight gradient GEMM writes with β = 0) and updates each layer
-        // as soon as its gradient is final, while it is in cache; at batch 1 a layer's
-        // backward and update are one sweep over W_l (Tape::backward_update).
+        // as soon as its gradient is final, while it is in cache: each stripe of dW_l as
+        // the GEMM finishes it, at batch 1 in one sweep over W_l (Tape::backward_update).
         let mut update = self.optimizer.begin_update();
         self.tape.backward_update(loss, &mut self.mlp.params, &mut self.grads, &mut update);
         stats
@@ -272,9 +272,10 @@ impl Trainer {
         &self.optimizer
     }
 
-    /// The gradient of the last step (parameter layout). At batch 1 the weight
-    /// gradients are consumed as they are formed and never stored (see
-    /// [`Tape::backward_update`]): there only the bias parts are this step's.
+    /// The gradient of the last step (parameter layout). Up to a batch of
+    /// [`KC`](idmlp_kernels::sgemm::KC) (320) the weight gradients are consumed as they
+    /// are formed and never stored (see [`Tape::backward_update`]): there only the
+    /// bias parts are this step's.
     pub fn grads(&self) -> &[f32] {
         &self.grads
     }
@@ -378,9 +379,10 @@ mod tests {
     use crate::mlp::Init;
 
     /// The trainer's fused path (`backward_update`: overwrite gradients, update each
-    /// layer as its gradient is final, at batch 1 backward and update in one sweep)
-    /// trains bit for bit like the path it replaced (`fill(0)` + `backward`, then the
-    /// optimizer over the whole buffer), for every optimizer and at batch 7 and 1.
+    /// layer as its gradient is final, its weight gradient consumed stripe by stripe,
+    /// at batch 1 in one sweep) trains bit for bit like the path it replaced (`fill(0)` +
+    /// `backward`, then the optimizer over the whole buffer), for every optimizer and at
+    /// batch 7, 1 and 400.
     #[test]
     fn trainer_steps_match_zero_then_accumulate_bit_for_bit() {
         for kind in [
@@ -388,7 +390,8 @@ mod tests {
             OptimizerKind::Momentum { lr: 0.05, mu: 0.9 },
             OptimizerKind::Adam(crate::optim::Adam { lr: 0.01, ..Default::default() }),
         ] {
-            for batch in [7, 1] {
+            // 400: past one GEMM k block, where the weight gradient is stored first.
+            for batch in [7, 1, 400] {
                 trainer_matches_unfused(kind, batch);
             }
         }
@@ -419,7 +422,8 @@ mod tests {
     }
 
     /// Two and three threads train bit for bit like one, for every optimizer, at a
-    /// batch that splits the GEMMs (B = 24: four microkernel row-tiles, D = 80) and at
+    /// batch that splits the GEMMs (B = 24: four microkernel row-tiles, D = 80), at one
+    /// that also splits the fused weight-gradient update (B = 48, D = 128), and at
     /// batch 1 on MNIST's width (D = 794: the fused layer is split by columns of W).
     #[test]
     fn threads_train_bit_identically() {
@@ -428,9 +432,11 @@ mod tests {
             OptimizerKind::Momentum { lr: 0.05, mu: 0.9 },
             OptimizerKind::Adam(crate::optim::Adam { lr: 0.01, ..Default::default() }),
         ] {
-            for (batch, arch) in
-                [(24, Architecture::new(72, 8, 3)), (1, Architecture::new(784, 10, 2))]
-            {
+            for (batch, arch) in [
+                (24, Architecture::new(72, 8, 3)),
+                (48, Architecture::new(120, 8, 2)),
+                (1, Architecture::new(784, 10, 2)),
+            ] {
                 let d = arch.inputs;
                 let x: Vec<f32> = (0..batch * d).map(|i| (i % 13) as f32 / 13.0).collect();
                 let y: Vec<u32> = (0..batch as u32).map(|i| i % 8).collect();

@@ -18,7 +18,7 @@
 use crate::check_len;
 #[cfg(doc)]
 use crate::sgemm::PACK_LEN;
-use crate::sgemm::{sgemm, sgemm_stripes};
+use crate::sgemm::{StripeSink, sgemm, sgemm_stripes};
 use crate::simd::wide;
 
 /// `C ← α·A·B + β·C` with `A: m×k`, `B: k×n`, `C: m×n`, all row-major.
@@ -128,7 +128,7 @@ pub fn gemm_atb(
 
 /// `C = α·Aᵀ·B` (`A: k×m` stored row-major, `B: k×n`, `C: m×n`) handed to `sink` in
 /// stripes of rows instead of stored: [`sgemm_stripes`] (see there), with
-/// `sink(first_row, rows)` getting every row of C exactly once, in order.
+/// `sink.stripe(first_row, rows)` getting every row of C exactly once, in order.
 ///
 /// In the tape: the weight gradient `dW = dYᵀ·X` consumed by the optimizer update
 /// while it is in L1 (the batched twin of [`Update::linear_rank1`](crate::Update::linear_rank1)).
@@ -146,7 +146,7 @@ pub fn gemm_atb_stripes(
     a: &[f32],
     b: &[f32],
     pack: &mut [f32],
-    sink: &mut dyn FnMut(usize, &[f32]),
+    sink: &mut dyn StripeSink,
 ) {
     check_len("gemm_atb_stripes A", a.len(), k, m);
     check_len("gemm_atb_stripes B", b.len(), k, n);

@@ -317,12 +317,57 @@ impl Update<'_> {
             dy.len(),
             x.len()
         );
-        let w0 = range.start;
-        crate::gemm::gemm_atb_stripes(n, batch, k, 1.0, dy, x, pack, &mut |row, g| {
-            let start = w0 + row * k;
-            self.apply(start..start + g.len(), params, g);
-        });
+        let mut sink = StripeUpdate { update: self, params, w0: range.start, k };
+        crate::gemm::gemm_atb_stripes(n, batch, k, 1.0, dy, x, pack, &mut sink);
     }
+}
+
+/// The stripe consumer of [`Update::linear_batch`]: updates W's rows from each stripe
+/// of its gradient, and prefetches those rows (and their moments) while the stripe's
+/// tiles are computed, so that the update's memory traffic overlaps the GEMM's
+/// arithmetic instead of following it.
+pub(crate) struct StripeUpdate<'u, 'a> {
+    /// The step's rule and moments.
+    pub(crate) update: &'u mut Update<'a>,
+    /// The buffer W lies in, and where: row `i` of W is `params[w0 + i·k..][..k]`.
+    pub(crate) params: &'u mut [f32],
+    pub(crate) w0: usize,
+    pub(crate) k: usize,
+}
+
+impl crate::sgemm::StripeSink for StripeUpdate<'_, '_> {
+    #[inline]
+    fn before_tile(&mut self, first_row: usize, rows: usize, col: usize) {
+        for i in first_row..first_row + rows {
+            let at = self.w0 + i * self.k + col;
+            prefetch(self.params, at);
+            prefetch(self.update.first, at);
+            prefetch(self.update.second, at);
+        }
+    }
+
+    fn stripe(&mut self, first_row: usize, g: &[f32]) {
+        let start = self.w0 + first_row * self.k;
+        self.update.apply(start..start + g.len(), self.params, g);
+    }
+}
+
+/// Asks the CPU to bring the cache line of `s[i]` closer (no-op past the end, or off
+/// x86-64). A hint only: it changes no value.
+#[inline(always)]
+fn prefetch(s: &[f32], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = s.get(i) {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE (which `prefetcht0` belongs to) is part of the x86-64 baseline,
+        // and a prefetch reads no memory architecturally; the address is a live element.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>((x as *const f32).cast())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, i);
 }
 
 /// The kernel behind [`Update::linear_rank1`]: `dx += Wᵀ·dy` (old W), then

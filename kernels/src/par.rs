@@ -400,7 +400,7 @@ pub fn linear_batch(
                 &dy[r0..], 1, n,
                 x, k, 1,
                 &mut pool.pack(t),
-                &mut |row, g| u.apply(row * k..row * k + g.len(), w, g),
+                &mut crate::optim::StripeUpdate { update: &mut u, params: w, w0: 0, k },
             );
         }
     });

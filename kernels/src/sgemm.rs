@@ -159,10 +159,31 @@ pub fn stripes_fit(k: usize, n: usize) -> bool {
     (1..=KC).contains(&k) && n <= NC
 }
 
+/// Where [`sgemm_stripes`] hands its stripes of C. Any `FnMut(first_row, stripe)` is
+/// one (with no look-ahead).
+pub trait StripeSink {
+    /// The tile at columns `col..col + NR` of the `rows` rows from `first_row` is about
+    /// to be computed: a hint to prefetch what [`StripeSink::stripe`] will touch there,
+    /// so that its memory traffic overlaps the microkernel's arithmetic. No-op by default.
+    #[inline]
+    fn before_tile(&mut self, first_row: usize, rows: usize, col: usize) {
+        let _ = (first_row, rows, col);
+    }
+
+    /// Takes the finished rows `first_row..first_row + c.len() / n` of C (row-major).
+    fn stripe(&mut self, first_row: usize, c: &[f32]);
+}
+
+impl<F: FnMut(usize, &[f32])> StripeSink for F {
+    fn stripe(&mut self, first_row: usize, c: &[f32]) {
+        self(first_row, c)
+    }
+}
+
 /// `C ← α·A·B` (`C: m×n`, `A: m×k`, `B: k×n`, strides as in [`sgemm`]) without storing
 /// C: it is computed [`MR`] rows at a time into a stripe inside `pack`, and
-/// `sink(first_row, stripe)` gets each stripe (`rows·n` floats, row-major, `rows ≤ MR`)
-/// as soon as it is final, in row order.
+/// `sink.stripe(first_row, stripe)` gets each stripe (`rows·n` floats, row-major,
+/// `rows ≤ MR`) as soon as it is final, in row order.
 ///
 /// Why: a consumer of C that works row by row (the optimizer update of a weight
 /// gradient) then reads C from L1 instead of from a buffer in memory, and C is never
@@ -188,7 +209,7 @@ pub fn sgemm_stripes(
     rsb: usize,
     csb: usize,
     pack: &mut [f32],
-    sink: &mut dyn FnMut(usize, &[f32]),
+    sink: &mut dyn StripeSink,
 ) {
     assert!(stripes_fit(k, n), "sgemm_stripes: k = {k} and n = {n} must fit one block");
     let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta: 0.0, rsc: n, csc: 1 };
@@ -454,7 +475,7 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
 /// all of its columns) before the next starts. The Ã micro-panel now stays in L1 and
 /// the B̃ panels stream from L2 (k·n floats, ≤ 1.25 MiB, 320 KiB at k = 100).
 #[track_caller]
-fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn FnMut(usize, &[f32])) {
+fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn StripeSink) {
     assert!(
         pack.len() >= PACK_LEN,
         "sgemm_stripes: packing workspace has {} floats, needs PACK_LEN = {PACK_LEN}",
@@ -479,6 +500,7 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn FnMu
             let rows = MR.min(mc - ir);
             let a_panel = &apack[ir * k..(ir + MR) * k];
             for jr in (0..n).step_by(NR) {
+                sink.before_tile(ic + ir, rows, jr);
                 let tile = Tile {
                     kc: k,
                     rows,
@@ -491,7 +513,7 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn FnMu
                 };
                 kern.tile(tile, a_panel, &bpack[jr * k..(jr + NR) * k], stripe);
             }
-            sink(ic + ir, &stripe[..rows * n]);
+            sink.stripe(ic + ir, &stripe[..rows * n]);
         }
     }
 }

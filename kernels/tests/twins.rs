@@ -807,7 +807,7 @@ fn sgemm_stripes_rejects_a_k_past_one_block() {
         3,
         1,
         &mut common::pack(),
-        &mut |_, _| {},
+        &mut |_: usize, _: &[f32]| {},
     );
 }
 
