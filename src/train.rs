@@ -267,6 +267,12 @@ impl Trainer {
         &self.mlp
     }
 
+    /// Scales the lr of the coming steps ([`Optimizer::set_lr_scale`]): what an
+    /// [`LrSchedule`](crate::optim::LrSchedule) sets at the start of each epoch.
+    pub fn set_lr_scale(&mut self, scale: f32) {
+        self.optimizer.set_lr_scale(scale);
+    }
+
     /// The optimizer and its state.
     pub fn optimizer(&self) -> &Optimizer {
         &self.optimizer

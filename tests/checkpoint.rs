@@ -9,7 +9,7 @@ use idmlp::checkpoint::{
 };
 use idmlp::data::StreamState;
 use idmlp::mlp::{Architecture, ClassActivation, Init, Mlp};
-use idmlp::optim::{Adam, Optimizer, OptimizerKind};
+use idmlp::optim::{Adam, LrSchedule, Optimizer, OptimizerKind};
 use idmlp::tape::ReluGradAtZero;
 use idmlp::train::EpochProgress;
 
@@ -145,8 +145,14 @@ fn training_state(mlp: &Mlp, kind: OptimizerKind) -> TrainingState {
     for _ in 0..3 {
         optimizer.step(&mut params, &grads);
     }
+    // Momentum and Adam with a schedule, SGD without: both encodings round-trip.
+    let schedule = match kind {
+        OptimizerKind::Sgd { .. } => LrSchedule::Constant,
+        _ => LrSchedule::Cosine { epochs: 10 },
+    };
     TrainingState {
         optimizer,
+        schedule,
         batch_size: 7,
         stream: StreamState { seed: 11, epoch: 2, cursor: 14 },
         train_samples: 30,
@@ -240,9 +246,14 @@ fn damaged_state(name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> (TempDir, Che
 #[test]
 fn a_lying_training_state_is_refused_with_the_field_named() {
     type Damage = fn(&mut Vec<u8>);
-    let cases: [(&str, Damage, &str); 6] = [
+    let cases: [(&str, Damage, &str); 10] = [
         ("tag", |s| s[0] = b'X', "wrong tag"),
         ("optimizer", |s| s[8] = 9, "unknown optimizer"),
+        ("schedule", |s| s[9] = 2, "unknown lr schedule"),
+        ("reserved", |s| s[11] = 1, "reserved bytes are not zero"),
+        // The momentum state is saved with a 10-epoch cosine schedule.
+        ("cosine 0", |s| s[120..128].copy_from_slice(&0u64.to_le_bytes()), "schedule length"),
+        ("constant 10", |s| s[9] = 0, "lr schedule length is invalid"),
         ("lr", |s| s[12..16].copy_from_slice(&f32::NAN.to_le_bytes()), "learning rate"),
         ("cursor", |s| s[56..64].copy_from_slice(&99u64.to_le_bytes()), "epoch position"),
         // Claims a million completed epochs: refused by length, nothing allocated.

@@ -203,6 +203,8 @@ fn resume_refuses_another_runs_checkpoint_and_starts_fresh_without_one() {
     assert!(err.contains("belongs to another run"), "{err}");
     assert!(err.contains("batch: checkpoint 100, now 50"), "{err}");
     assert!(err.contains("optimizer: checkpoint Momentum"), "{err}");
+    // Under the (default) cosine schedule the run's length is part of the run.
+    assert!(err.contains("lr schedule: checkpoint cosine over 1 epoch, now cosine over 2 epochs"));
     assert_eq!(fs::read(&model).unwrap(), good, "a refused resume changed the checkpoint");
 
     // Already complete: nothing to train, outputs rewritten, checkpoint unchanged.
@@ -210,6 +212,16 @@ fn resume_refuses_another_runs_checkpoint_and_starts_fresh_without_one() {
     success(&done);
     assert!(text(&done.stderr).contains("nothing to train"), "{}", text(&done.stderr));
     assert_eq!(fs::read(&model).unwrap(), good);
+
+    // With a constant lr, --epochs may extend a finished run.
+    let constant = ["--lr-schedule", "constant"];
+    success(&idmlp().args(base).args(["--epochs", "1"]).args(constant).output().unwrap());
+    let longer =
+        idmlp().args(base).args(["--epochs", "2", "--resume"]).args(constant).output().unwrap();
+    success(&longer);
+    assert!(text(&longer.stderr).contains("continuing"), "{}", text(&longer.stderr));
+    let (_, _, state) = checkpoint::load_with_state(&model).unwrap();
+    assert_eq!(state.expect("training state").history.len(), 2);
 
     // A weights-only checkpoint cannot continue a run.
     checkpoint::save(

@@ -5,7 +5,8 @@
 //! offset  size  field (all little-endian)
 //!   0      8    tag b"IDMLPTS\0"
 //!   8      1    optimizer (0 SGD, 1 momentum, 2 Adam)
-//!   9      3    reserved, 0
+//!   9      1    lr schedule (0 constant, 1 cosine; reserved before, so 0 in older files)
+//!  10      2    reserved, 0
 //!  12      4    lr (f32)
 //!  16      4    momentum μ / Adam β1 (f32; 0 for SGD)
 //!  20      4    Adam β2 (f32; 0 otherwise)
@@ -22,7 +23,7 @@
 //!  96      8    this epoch so far: loss sum (f64)
 //! 104      8    this epoch so far: seconds (f64)
 //! 112      8    completed epochs n (= the epoch at 48)
-//! 120      8    reserved, 0
+//! 120      8    cosine schedule's length in epochs (≥ 1; 0 when constant)
 //! 128     4·m   optimizer moments (f32): none for SGD, the velocity for momentum,
 //!               first then second moment for Adam (each one value per parameter)
 //! …      32·n   per completed epoch: train loss, train accuracy, test accuracy
@@ -34,7 +35,7 @@
 //! file does not hold.
 
 use crate::data::StreamState;
-use crate::optim::{Adam, Optimizer, OptimizerKind};
+use crate::optim::{Adam, LrSchedule, Optimizer, OptimizerKind};
 use crate::train::EpochProgress;
 
 const TAG: [u8; 8] = *b"IDMLPTS\0";
@@ -47,6 +48,9 @@ const FIXED_LEN: usize = 128;
 pub struct TrainingState {
     /// The update rule, its hyper-parameters, moments and step count.
     pub optimizer: Optimizer,
+    /// How the lr changes from epoch to epoch ([`LrSchedule::Constant`] in files
+    /// written before the schedule existed).
+    pub schedule: LrSchedule,
     /// Mini-batch size.
     pub batch_size: u32,
     /// Where the batch order stands ([`crate::data::BatchStream::resume`]).
@@ -97,8 +101,12 @@ pub(super) fn encode(state: &TrainingState, params: usize) -> Vec<u8> {
         OptimizerKind::Momentum { lr, mu } => (1, [lr, mu, 0.0, 0.0]),
         OptimizerKind::Adam(a) => (2, [a.lr, a.beta1, a.beta2, a.eps]),
     };
+    let (schedule, schedule_epochs) = match state.schedule {
+        LrSchedule::Constant => (0u8, 0u64),
+        LrSchedule::Cosine { epochs } => (1, u64::from(epochs)),
+    };
     out.extend_from_slice(&TAG);
-    out.extend_from_slice(&[code, 0, 0, 0]);
+    out.extend_from_slice(&[code, schedule, 0, 0]);
     for v in hyper {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -116,7 +124,7 @@ pub(super) fn encode(state: &TrainingState, params: usize) -> Vec<u8> {
         p.loss_sum.to_bits(),
         p.seconds.to_bits(),
         state.history.len() as u64,
-        0,
+        schedule_epochs,
     ] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -137,6 +145,7 @@ pub(super) fn encode(state: &TrainingState, params: usize) -> Vec<u8> {
 /// the file's bytes until [`decode`] needs them.
 struct Fields {
     kind: OptimizerKind,
+    schedule: LrSchedule,
     steps: u64,
     batch_size: u32,
     stream: StreamState,
@@ -154,7 +163,7 @@ pub(super) fn check(bytes: &[u8], params: usize) -> Result<(), &'static str> {
 
 /// Validates and decodes a section for a model of `params` parameters.
 pub(super) fn decode(bytes: &[u8], params: usize) -> Result<TrainingState, &'static str> {
-    let Fields { kind, steps, batch_size, stream, train_samples, epoch, history } =
+    let Fields { kind, schedule, steps, batch_size, stream, train_samples, epoch, history } =
         parse(bytes, params)?;
     let mut optimizer = Optimizer::new(kind, params);
     let (first, second) = optimizer.moments_mut();
@@ -166,7 +175,7 @@ pub(super) fn decode(bytes: &[u8], params: usize) -> Result<TrainingState, &'sta
         *m = v;
     }
     optimizer.set_steps(steps);
-    Ok(TrainingState { optimizer, batch_size, stream, train_samples, epoch, history })
+    Ok(TrainingState { optimizer, schedule, batch_size, stream, train_samples, epoch, history })
 }
 
 fn parse(bytes: &[u8], params: usize) -> Result<Fields, &'static str> {
@@ -179,9 +188,15 @@ fn parse(bytes: &[u8], params: usize) -> Result<Fields, &'static str> {
     let f32_at = |at: usize| f32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let f64_at = |at: usize| f64::from_bits(u64_at(at));
-    if bytes[9..12] != [0; 3] || u64_at(120) != 0 {
+    if bytes[10..12] != [0; 2] {
         return Err("reserved bytes are not zero");
     }
+    let schedule = match (bytes[9], u64_at(120)) {
+        (0, 0) => LrSchedule::Constant,
+        (1, epochs @ 1..=0xFFFF_FFFF) => LrSchedule::Cosine { epochs: epochs as u32 },
+        (0 | 1, _) => return Err("lr schedule length is invalid"),
+        _ => return Err("unknown lr schedule"),
+    };
     let [lr, h1, h2, h3] = [12, 16, 20, 24].map(f32_at);
     if !(lr.is_finite() && lr > 0.0) {
         return Err("learning rate is not a positive number");
@@ -257,5 +272,5 @@ fn parse(bytes: &[u8], params: usize) -> Result<Fields, &'static str> {
         });
     }
 
-    Ok(Fields { kind, steps, batch_size, stream, train_samples, epoch, history })
+    Ok(Fields { kind, schedule, steps, batch_size, stream, train_samples, epoch, history })
 }

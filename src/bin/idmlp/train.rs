@@ -14,7 +14,7 @@ use idmlp::checkpoint::{self, CompletedEpoch, TrainingState};
 use idmlp::data::{BatchStream, Dataset, LastBatch, Split};
 use idmlp::interpret::{Interpreter, evaluate};
 use idmlp::mlp::{Architecture, ClassActivation, Init, Mlp};
-use idmlp::optim::{Adam, OptimizerKind};
+use idmlp::optim::{Adam, LrSchedule, OptimizerKind};
 use idmlp::report::{self, EpochRecord};
 use idmlp::tape::ReluGradAtZero;
 use idmlp::train::{EpochProgress, Trainer};
@@ -34,7 +34,8 @@ pub struct TrainArgs {
     pub out: PathBuf,
     /// Continue the run saved in OUT/model.idmlp (epoch, step, optimizer state and batch
     /// order), or start fresh when there is none. The other options must match the
-    /// saved run, except --epochs, which may extend it.
+    /// saved run, except --epochs, which may extend a run with a constant lr (under
+    /// the cosine schedule the length is part of the run).
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
@@ -59,6 +60,10 @@ pub struct Hyper {
     /// Learning rate [default: 0.01 for sgd and momentum, 0.001 for adam].
     #[arg(long)]
     pub lr: Option<f32>,
+    /// How the lr changes over the epochs: cosine anneals it from --lr towards 0 by the
+    /// last epoch (stepped once per epoch), constant keeps it.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+    pub lr_schedule: ScheduleArg,
     /// Momentum μ (with --optimizer momentum).
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
@@ -98,6 +103,15 @@ pub enum OptimizerArg {
     Adam,
 }
 
+/// `--lr-schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// lr·(1 + cos(π·e/E))/2 in epoch e of E (from 0): settles the last epochs.
+    Cosine,
+    /// The same lr in every epoch.
+    Constant,
+}
+
 /// `--init`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InitArg {
@@ -131,6 +145,16 @@ impl Hyper {
         }
     }
 
+    pub fn schedule(&self) -> LrSchedule {
+        match self.lr_schedule {
+            // `validate` keeps epochs within u32.
+            ScheduleArg::Cosine => {
+                LrSchedule::Cosine { epochs: u32::try_from(self.epochs).unwrap_or(u32::MAX) }
+            }
+            ScheduleArg::Constant => LrSchedule::Constant,
+        }
+    }
+
     pub fn init(&self) -> Init {
         match self.init {
             InitArg::Identity => Init::Identity { scale: self.init_scale },
@@ -157,6 +181,9 @@ impl Hyper {
     fn validate(&self) -> Result<(), Box<dyn Error>> {
         if self.layers == 0 {
             return Err("--layers must be at least 1".into());
+        }
+        if self.epochs > u32::MAX as usize {
+            return Err(format!("--epochs must be at most {}", u32::MAX).into());
         }
         let lr = self.optimizer().lr();
         if !(lr.is_finite() && lr > 0.0) {
@@ -288,9 +315,10 @@ pub fn train_model(
     let arch = hyper.architecture(train.pixels());
     let init = hyper.init();
     let kind = hyper.optimizer();
+    let schedule = hyper.schedule();
     let resumed = if resume { resume_from(&model_path, hyper, train)? } else { None };
     eprintln!(
-        "training: L = {}, D = {} ({}×{} + {} classes), {} samples, batch {}, {} lr {}, init {:?}, seed {}, {} thread(s)",
+        "training: L = {}, D = {} ({}×{} + {} classes), {} samples, batch {}, {} lr {} ({schedule}), init {:?}, seed {}, {} thread(s)",
         arch.layers,
         arch.width(),
         train.rows(),
@@ -332,6 +360,7 @@ pub fn train_model(
     let save = |trainer: &Trainer, stream: &BatchStream, progress, history: &[CompletedEpoch]| {
         let state = TrainingState {
             optimizer: trainer.optimizer().clone(),
+            schedule,
             batch_size: u32::try_from(hyper.batch.get()).expect("batch size fits u32"),
             stream: stream.state(),
             train_samples: train.len() as u64,
@@ -349,6 +378,7 @@ pub fn train_model(
             .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{}", hyper.epochs));
+        trainer.set_lr_scale(schedule.scale(epoch - 1));
         bar.set_position(progress.steps);
         let stats = trainer.train_epoch_until(&mut stream, &mut x, &mut y, &mut progress, |step| {
             bar.set_message(format!("{:.4}", step.loss));
@@ -395,8 +425,9 @@ pub fn train_model(
         progress = EpochProgress::default();
         save(&trainer, &stream, progress, &history)?;
         eprintln!(
-            "epoch {epoch}/{}: loss {:.4}, train {:.2}%{}, {:.1} s",
+            "epoch {epoch}/{} (lr {:.3e}): loss {:.4}, train {:.2}%{}, {:.1} s",
             hyper.epochs,
+            trainer.optimizer().effective_lr(),
             stats.train_loss,
             100.0 * stats.train_accuracy,
             test_accuracy.map(|a| format!(", test {:.2}%", 100.0 * a)).unwrap_or_default(),
@@ -452,6 +483,7 @@ fn resume_from(
         format!("{:?}", state.optimizer.kind()),
         format!("{:?}", hyper.optimizer()),
     );
+    differ("lr schedule", state.schedule.to_string(), hyper.schedule().to_string());
     differ("batch", state.batch_size.to_string(), hyper.batch.to_string());
     differ("seed", state.stream.seed.to_string(), hyper.seed.to_string());
     differ("training samples", state.train_samples.to_string(), train.len().to_string());
