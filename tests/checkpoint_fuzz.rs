@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use idmlp::checkpoint::{self, CheckpointError, Problem};
+use idmlp::optim::LrSchedule;
 use quickcheck::QuickCheck;
 
 fn fuzz_dir(sub: &str) -> PathBuf {
@@ -49,10 +50,12 @@ fn corpus_holds_valid_and_damaged_seeds() {
         assert!(parse(name).is_err(), "{name} parses");
     }
     // Seeds with a training state, one per optimizer, so the fuzzer reaches its decoder.
-    for name in ["state-sgd", "state-momentum", "state-adam"] {
+    for name in ["state-sgd", "state-momentum", "state-adam", "state-cosine"] {
         let (_, _, state) = checkpoint::load_with_state(dir.join(name)).unwrap();
         assert!(state.is_some(), "{name} has no training state");
     }
+    let (_, _, cosine) = checkpoint::load_with_state(dir.join("state-cosine")).unwrap();
+    assert_eq!(cosine.unwrap().schedule, LrSchedule::Cosine { epochs: 3 });
 }
 
 /// Fuzzer finding: He/Xavier headers with a non-zero init scale were accepted, so the
