@@ -318,18 +318,42 @@ pub fn update(
         return update.apply(range, params, grads);
     }
     assert_eq!(range.len(), grads.len(), "par::update: range and grads differ in length");
+    let len = range.len();
+    split_update(pool, update, range, params, len, 1, 16, &|_, start, p, u| {
+        u.apply(0..p.len(), p, &grads[start..start + p.len()]);
+    });
+}
+
+/// The job [`split_update`] runs on each piece: `(thread, first_row, piece, update)`.
+type PieceJob<'f> = dyn Fn(usize, usize, &mut [f32], &mut Update<'_>) + Sync + 'f;
+
+/// Runs `f(thread, first_row, piece, update)` on one piece per thread of
+/// `params[range]` (`rows` rows of `row` values, cut at multiples of `unit` rows), each
+/// with an [`Update`] over the same rows of the moments. Pieces are claimed like
+/// [`split_rows`]'s, and `thread` names the packing workspace to use.
+#[allow(clippy::too_many_arguments)]
+fn split_update(
+    pool: &Pool,
+    update: &mut Update<'_>,
+    range: core::ops::Range<usize>,
+    params: &mut [f32],
+    rows: usize,
+    row: usize,
+    unit: usize,
+    f: &PieceJob<'_>,
+) {
+    let threads = pool.threads();
     let rule = update.rule;
     let moments = rule.moments();
-    let len = range.len();
     let p = &mut params[range.clone()];
     let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
     let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
-    let pp = row_pieces(p, len, 1, threads, 16);
-    let ff = if moments >= 1 { row_pieces(first, len, 1, threads, 16) } else { Default::default() };
-    let ss =
-        if moments >= 2 { row_pieces(second, len, 1, threads, 16) } else { Default::default() };
+    let pieces = |s| row_pieces(s, rows, row, threads, unit);
+    let pp = pieces(p);
+    let ff = if moments >= 1 { pieces(first) } else { Default::default() };
+    let ss = if moments >= 2 { pieces(second) } else { Default::default() };
     let next = AtomicUsize::new(0);
-    pool.run(&|_| {
+    pool.run(&|t| {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= threads {
@@ -338,9 +362,7 @@ pub fn update(
             let Some((start, p)) = take(&pp[i]) else { continue };
             let first = take(&ff[i]).map_or(&mut [][..], |(_, s)| s);
             let second = take(&ss[i]).map_or(&mut [][..], |(_, s)| s);
-            let n = p.len();
-            let mut u = Update { rule, first, second };
-            u.apply(0..n, p, &grads[start..start + n]);
+            f(t, start, p, &mut Update { rule, first, second });
         }
     });
 }
@@ -372,37 +394,18 @@ pub fn linear_batch(
         dy.len(),
         x.len()
     );
-    let rule = update.rule;
-    let moments = rule.moments();
-    let w = &mut params[range.clone()];
-    let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
-    let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
-    let ww = row_pieces(w, n, k, threads, MR);
-    let ff = if moments >= 1 { row_pieces(first, n, k, threads, MR) } else { Default::default() };
-    let ss = if moments >= 2 { row_pieces(second, n, k, threads, MR) } else { Default::default() };
-    let next = AtomicUsize::new(0);
-    pool.run(&|t| {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= threads {
-                break;
-            }
-            let Some((r0, w)) = take(&ww[i]) else { continue };
-            let first = take(&ff[i]).map_or(&mut [][..], |(_, s)| s);
-            let second = take(&ss[i]).map_or(&mut [][..], |(_, s)| s);
-            let rows = w.len() / k.max(1);
-            let mut u = Update { rule, first, second };
-            // Rows r0.. of dYᵀ are columns r0.. of dY: a strided view.
-            #[rustfmt::skip]
-            crate::sgemm::sgemm_stripes(
-                rows, batch, k,
-                1.0,
-                &dy[r0..], 1, n,
-                x, k, 1,
-                &mut pool.pack(t),
-                &mut crate::optim::StripeUpdate { update: &mut u, params: w, w0: 0, k },
-            );
-        }
+    split_update(pool, update, range, params, n, k, MR, &|t, r0, w, u| {
+        let rows = w.len() / k.max(1);
+        // Rows r0.. of dYᵀ are columns r0.. of dY: a strided view.
+        #[rustfmt::skip]
+        crate::sgemm::sgemm_stripes(
+            rows, batch, k,
+            1.0,
+            &dy[r0..], 1, n,
+            x, k, 1,
+            &mut pool.pack(t),
+            &mut crate::optim::StripeUpdate { update: u, params: w, w0: 0, k },
+        );
     });
 }
 
