@@ -309,17 +309,30 @@ impl Update<'_> {
         x: &[f32],
         pack: &mut [f32],
     ) {
-        let (n, k) = (dy.len() / batch.max(1), x.len() / batch.max(1));
-        assert!(
-            dy.len() == batch * n && x.len() == batch * k && range.len() == n * k,
-            "Update::linear_batch: W has {} values, dY {} and X {} at batch {batch}",
-            range.len(),
-            dy.len(),
-            x.len()
-        );
+        let (n, k) = linear_batch_dims("Update::linear_batch", range.len(), batch, dy, x);
         let mut sink = StripeUpdate { update: self, params, w0: range.start, k };
         crate::gemm::gemm_atb_stripes(n, batch, k, 1.0, dy, x, pack, &mut sink);
     }
+}
+
+/// `(n, k)` of a linear layer at `batch`: W is `n×k` (`w_len` values), dY `batch×n`,
+/// X `batch×k`. Panics, naming `who`, when the lengths do not fit together.
+#[track_caller]
+pub(crate) fn linear_batch_dims(
+    who: &str,
+    w_len: usize,
+    batch: usize,
+    dy: &[f32],
+    x: &[f32],
+) -> (usize, usize) {
+    let (n, k) = (dy.len() / batch.max(1), x.len() / batch.max(1));
+    assert!(
+        dy.len() == batch * n && x.len() == batch * k && w_len == n * k,
+        "{who}: W has {w_len} values, dY {} and X {} at batch {batch}",
+        dy.len(),
+        x.len()
+    );
+    (n, k)
 }
 
 /// The stripe consumer of [`Update::linear_batch`]: updates W's rows from each stripe

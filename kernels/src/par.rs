@@ -382,18 +382,10 @@ pub fn linear_batch(
     dy: &[f32],
     x: &[f32],
 ) {
-    let threads = pool.threads();
-    let (n, k) = (dy.len() / batch.max(1), x.len() / batch.max(1));
-    if threads == 1 || n < 2 * MR || n * k * batch < MIN_SPLIT_FMAS {
+    let (n, k) = crate::optim::linear_batch_dims("par::linear_batch", range.len(), batch, dy, x);
+    if pool.threads() == 1 || n < 2 * MR || n * k * batch < MIN_SPLIT_FMAS {
         return update.linear_batch(range, params, batch, dy, x, &mut pool.pack(0));
     }
-    assert!(
-        dy.len() == batch * n && x.len() == batch * k && range.len() == n * k,
-        "par::linear_batch: W has {} values, dY {} and X {} at batch {batch}",
-        range.len(),
-        dy.len(),
-        x.len()
-    );
     split_update(pool, update, range, params, n, k, MR, &|t, r0, w, u| {
         let rows = w.len() / k.max(1);
         // Rows r0.. of dYᵀ are columns r0.. of dY: a strided view.
