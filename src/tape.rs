@@ -683,6 +683,7 @@ fn backward_run(
         grads.resize(*used, 0.0);
     }
     if loss.src == Src::Param {
+        grads[..*used].fill(0.0);
         dparams[loss.offset] += 1.0;
         return false;
     }
@@ -702,6 +703,8 @@ fn backward_run(
                 d.zero_for(op);
                 backward_op(op, values, params.shared(), labels, &mut d);
             }
+            // Nodes below every op's inputs (an unused input) read back as zero too.
+            d.zero_from(0);
             return false;
         }
     };
@@ -717,6 +720,7 @@ fn backward_run(
             }
         }
     }
+    d.zero_from(0);
     // Ranges no op reads: their gradient is zero (zeroed above), but the rule still
     // applies (momentum decays, Adam moves).
     let mut next = 0;
@@ -1263,6 +1267,7 @@ mod tests {
         let run = |tape: &mut Tape| {
             let mut dparams = vec![0.0; params.len()];
             let mut g = tape.graph(&params);
+            let unused = g.input(&x, 4, 3);
             let xn = g.input(&x, 4, 3);
             let w1 = g.param(0, 3, 3);
             let w2 = g.param(9, 3, 3);
@@ -1277,7 +1282,8 @@ mod tests {
             let r = g.relu(y, 0..2, ReluGradAtZero::One);
             let loss = g.sum_product(r, y);
             g.backward(loss, &mut dparams);
-            (dparams, tape.grad(y).to_vec(), tape.grad(dead).to_vec())
+            let zeros = tape.grad(unused).iter().all(|&v| v == 0.0);
+            (dparams, tape.grad(y).to_vec(), tape.grad(dead).to_vec(), zeros)
         };
         let mut used = Tape::new();
         // A first pass that fills the gradient arena with non-zero values.
@@ -1290,9 +1296,18 @@ mod tests {
         }
         let loss = g.sum_product(h, h);
         g.backward(loss, &mut vec![0.0; params.len()]);
+        // A second one that leaves a non-zero gradient at the arena's start, where
+        // the unused input goes: loss = (Σ w²)², so its gradient there is 2·Σ w².
+        let mut g = used.graph(&params);
+        let w = g.param(0, 3, 3);
+        let s = g.sum_product(w, w);
+        let loss = g.sum_product(s, s);
+        g.backward(loss, &mut vec![0.0; params.len()]);
+        assert_ne!(used.grad(s), &[0.0]);
         let fresh = run(&mut Tape::new());
         assert_eq!(run(&mut used), fresh);
         assert!(fresh.2.iter().all(|&v| v == 0.0), "a dead output has a zero gradient");
+        assert!(fresh.3, "an unused input reads back a zero gradient");
     }
 
     #[test]
