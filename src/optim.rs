@@ -72,7 +72,7 @@ pub enum LrSchedule {
     /// accuracy swings by a point from epoch to epoch (on the MNIST sample, 93.9 to
     /// 95.9% over epochs 6–10); annealing settles the run (README has the numbers).
     Cosine {
-        /// The run's length in epochs (≥ 1).
+        /// The run's length in epochs (0 acts as 1).
         epochs: u32,
     },
 }

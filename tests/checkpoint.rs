@@ -252,7 +252,11 @@ fn a_lying_training_state_is_refused_with_the_field_named() {
         ("schedule", |s| s[9] = 2, "unknown lr schedule"),
         ("reserved", |s| s[11] = 1, "reserved bytes are not zero"),
         // The momentum state is saved with a 10-epoch cosine schedule.
-        ("cosine 0", |s| s[120..128].copy_from_slice(&0u64.to_le_bytes()), "schedule length"),
+        (
+            "cosine 2^32",
+            |s| s[120..128].copy_from_slice(&(1u64 << 32).to_le_bytes()),
+            "lr schedule length",
+        ),
         ("constant 10", |s| s[9] = 0, "lr schedule length is invalid"),
         ("lr", |s| s[12..16].copy_from_slice(&f32::NAN.to_le_bytes()), "learning rate"),
         ("cursor", |s| s[56..64].copy_from_slice(&99u64.to_le_bytes()), "epoch position"),

@@ -23,7 +23,7 @@
 //!  96      8    this epoch so far: loss sum (f64)
 //! 104      8    this epoch so far: seconds (f64)
 //! 112      8    completed epochs n (= the epoch at 48)
-//! 120      8    cosine schedule's length in epochs (≥ 1; 0 when constant)
+//! 120      8    cosine schedule's length in epochs (< 2³²; 0 when constant)
 //! 128     4·m   optimizer moments (f32): none for SGD, the velocity for momentum,
 //!               first then second moment for Adam (each one value per parameter)
 //! …      32·n   per completed epoch: train loss, train accuracy, test accuracy
@@ -193,7 +193,8 @@ fn parse(bytes: &[u8], params: usize) -> Result<Fields, &'static str> {
     }
     let schedule = match (bytes[9], u64_at(120)) {
         (0, 0) => LrSchedule::Constant,
-        (1, epochs @ 1..=0xFFFF_FFFF) => LrSchedule::Cosine { epochs: epochs as u32 },
+        // Every u32 length, 0 included, so that whatever `encode` writes reads back.
+        (1, epochs @ 0..=0xFFFF_FFFF) => LrSchedule::Cosine { epochs: epochs as u32 },
         (0 | 1, _) => return Err("lr schedule length is invalid"),
         _ => return Err("unknown lr schedule"),
     };
