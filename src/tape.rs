@@ -405,7 +405,7 @@ impl<'t> Graph<'t> {
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad);
         let ([xv, wv], ov, mut gemm) = self.operands_and_pack([x, w], out);
-        gemm.abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov);
+        gemm.run(ABT, x.rows, x.cols, w.rows, 1.0, xv, wv, 0.0, ov);
         self.tape.record(Op::MatMulT { x, w, out });
         out
     }
@@ -451,7 +451,7 @@ impl<'t> Graph<'t> {
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad || b.needs_grad);
         let ([xv, wv, bv], ov, mut gemm) = self.operands_and_pack([x, w, b], out);
         k::bias_forward(ov, bv, x.rows, w.rows);
-        gemm.abt(x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov);
+        gemm.run(ABT, x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov);
         self.tape.record(Op::Linear { x, w, b, out });
         out
     }
@@ -771,7 +771,7 @@ fn linear_backward_update(
         }
         if x.needs_grad {
             let (dx, dout, gemm, beta) = d.split_for_gemm(x, out);
-            gemm.ab(x.rows, out.cols, x.cols, 1.0, dout, &params[w.range()], beta, dx);
+            gemm.run(AB, x.rows, out.cols, x.cols, 1.0, dout, &params[w.range()], beta, dx);
         }
         let dout = &d.arena[out.range()];
         match d.gemm.pool {
@@ -850,11 +850,23 @@ struct Gemms<'a> {
     pool: Option<&'a k::pool::Pool>,
 }
 
+/// A serial GEMM wrapper ([`k::gemm_ab`], …).
+type SerialGemm = k::gemm::GemmFn;
+/// Its pool twin ([`k::par::gemm_ab`], …): `(pool, m, k, n, α, a, b, β, c)`.
+type PooledGemm = fn(&k::pool::Pool, usize, usize, usize, f32, &[f32], &[f32], f32, &mut [f32]);
+
+/// The three products of a linear layer, each as its serial and pooled kernel.
+const AB: (SerialGemm, PooledGemm) = (k::gemm_ab, k::par::gemm_ab);
+const ABT: (SerialGemm, PooledGemm) = (k::gemm_abt, k::par::gemm_abt);
+const ATB: (SerialGemm, PooledGemm) = (k::gemm_atb, k::par::gemm_atb);
+
 #[allow(clippy::too_many_arguments)]
 impl Gemms<'_> {
-    /// [`k::gemm_ab`].
-    fn ab(
+    /// `C ← α·op(A)·op(B) + β·C` through `product` ([`AB`], [`ABT`] or [`ATB`]): on
+    /// the pool when the tape has one, else on this thread with the tape's workspace.
+    fn run(
         &mut self,
+        (serial, pooled): (SerialGemm, PooledGemm),
         m: usize,
         kk: usize,
         n: usize,
@@ -865,44 +877,8 @@ impl Gemms<'_> {
         c: &mut [f32],
     ) {
         match self.pool {
-            Some(pool) => k::par::gemm_ab(pool, m, kk, n, alpha, a, b, beta, c),
-            None => k::gemm_ab(m, kk, n, alpha, a, b, beta, c, self.pack),
-        }
-    }
-
-    /// [`k::gemm_abt`].
-    fn abt(
-        &mut self,
-        m: usize,
-        kk: usize,
-        n: usize,
-        alpha: f32,
-        a: &[f32],
-        b: &[f32],
-        beta: f32,
-        c: &mut [f32],
-    ) {
-        match self.pool {
-            Some(pool) => k::par::gemm_abt(pool, m, kk, n, alpha, a, b, beta, c),
-            None => k::gemm_abt(m, kk, n, alpha, a, b, beta, c, self.pack),
-        }
-    }
-
-    /// [`k::gemm_atb`].
-    fn atb(
-        &mut self,
-        m: usize,
-        kk: usize,
-        n: usize,
-        alpha: f32,
-        a: &[f32],
-        b: &[f32],
-        beta: f32,
-        c: &mut [f32],
-    ) {
-        match self.pool {
-            Some(pool) => k::par::gemm_atb(pool, m, kk, n, alpha, a, b, beta, c),
-            None => k::gemm_atb(m, kk, n, alpha, a, b, beta, c, self.pack),
+            Some(pool) => pooled(pool, m, kk, n, alpha, a, b, beta, c),
+            None => serial(m, kk, n, alpha, a, b, beta, c, self.pack),
         }
     }
 
@@ -1009,12 +985,12 @@ fn matmul_t_backward(
     if x.needs_grad {
         let (dx, dout, gemm, beta) = d.split_for_gemm(x, out);
         let wv = read(values, params, w);
-        gemm.ab(x.rows, out.cols, x.cols, 1.0, dout, wv, beta, dx);
+        gemm.run(AB, x.rows, out.cols, x.cols, 1.0, dout, wv, beta, dx);
     }
     if w.needs_grad {
         let (dw, dout, gemm, beta) = d.split_for_gemm(w, out);
         let xv = read(values, params, x);
-        gemm.atb(w.rows, x.rows, w.cols, 1.0, dout, xv, beta, dw);
+        gemm.run(ATB, w.rows, x.rows, w.cols, 1.0, dout, xv, beta, dw);
     }
 }
 

@@ -21,6 +21,10 @@ use crate::sgemm::PACK_LEN;
 use crate::sgemm::{StripeSink, sgemm, sgemm_stripes};
 use crate::simd::wide;
 
+/// The signature [`gemm_ab`], [`gemm_abt`] and [`gemm_atb`] share,
+/// `(m, k, n, α, a, b, β, c, pack)`: for code that picks one of them at run time.
+pub type GemmFn = fn(usize, usize, usize, f32, &[f32], &[f32], f32, &mut [f32], &mut [f32]);
+
 /// `C ← α·A·B + β·C` with `A: m×k`, `B: k×n`, `C: m×n`, all row-major.
 ///
 /// In the tape: the input gradient of `Y = X·Wᵀ` is `dX += dY·W` (`A = dY`, `B = W`).

@@ -190,20 +190,7 @@ pub fn gemm_ab(
         check_len("par::gemm_ab B", b.len(), k, n);
         return split_cols(pool, m, k, n, alpha, a, &|j0, _| (&b[j0..], n, 1), beta, c);
     }
-    split_rows(pool, c, m, n, MR, &|t, r0, c| {
-        let rows = c.len() / n.max(1);
-        gemm::gemm_ab(
-            rows,
-            k,
-            n,
-            alpha,
-            &a[r0 * k..(r0 + rows) * k],
-            b,
-            beta,
-            c,
-            &mut pool.pack(t),
-        );
-    });
+    split_rows_of_a(pool, gemm::gemm_ab, m, k, n, alpha, a, b, beta, c);
 }
 
 /// [`gemm::gemm_abt`] (`C ← α·A·Bᵀ + β·C`, `A: m×k`, `B: n×k`) on `pool`: rows of
@@ -251,19 +238,29 @@ pub fn gemm_abt(
     if m <= COL_SPLIT_MAX_ROWS && n >= 32 {
         return split_cols(pool, m, k, n, alpha, a, &|j0, j1| (&b[j0 * k..j1 * k], 1, k), beta, c);
     }
+    split_rows_of_a(pool, gemm::gemm_abt, m, k, n, alpha, a, b, beta, c);
+}
+
+/// The row split of [`gemm_ab`] and [`gemm_abt`]: C and A (`m×k`, row-major) cut into
+/// row pieces at multiples of [`MR`], each run through `serial` (the one-thread
+/// wrapper) with its thread's packing workspace.
+#[allow(clippy::too_many_arguments)]
+fn split_rows_of_a(
+    pool: &Pool,
+    serial: gemm::GemmFn,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
     split_rows(pool, c, m, n, MR, &|t, r0, c| {
         let rows = c.len() / n.max(1);
-        gemm::gemm_abt(
-            rows,
-            k,
-            n,
-            alpha,
-            &a[r0 * k..(r0 + rows) * k],
-            b,
-            beta,
-            c,
-            &mut pool.pack(t),
-        );
+        let a = &a[r0 * k..(r0 + rows) * k];
+        serial(rows, k, n, alpha, a, b, beta, c, &mut pool.pack(t));
     });
 }
 
