@@ -144,7 +144,151 @@ pub fn sgemm(
     csc: usize,
     pack: &mut [f32],
 ) {
-    let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, rsc, csc };
+    let b = BSource::Strided { b, rsb, csb };
+    let args = Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc };
+    #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = avx2::Avx2Fma::detect() {
+        return run(isa, args, c, pack);
+    }
+    run(portable::Portable, args, c, pack);
+}
+
+/// Floats that a `k×n` B takes packed whole ([`pack_b_panels`]): `⌈n/NR⌉` panels of
+/// `k·NR` floats (the last zero-padded to NR columns).
+///
+/// # Panics
+///
+/// If that overflows `usize`.
+#[track_caller]
+pub fn packed_b_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR)
+        .checked_mul(NR * k)
+        .unwrap_or_else(|| panic!("sgemm: a packed {k}×{n} B overflows usize"))
+}
+
+/// Packs panels `panels` of the `k×n` B (strides as in [`sgemm`]; panel `q` is columns
+/// `q·NR..(q + 1)·NR`, zero-padded past `n`) into `dst`, which must be exactly
+/// `panels.len()·k·NR` floats: the stretch from `panels.start·k·NR` of the whole
+/// packed B ([`packed_b_len`]`(k, n)` floats), whose layout [`sgemm_packed_b`] and
+/// [`sgemm_stripes_packed_b`] read.
+///
+/// Why by panels: so that several threads can pack one B together, each into its own
+/// disjoint stretch, and then share it (`crate::par`). The packed values are copies,
+/// so how B is cut makes no difference to them.
+///
+/// # Panics
+///
+/// If `panels` reaches past B's last panel, if `dst` has the wrong length, or if `b`
+/// is too short for its dimensions and strides.
+#[track_caller]
+pub fn pack_b_panels(
+    k: usize,
+    n: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    panels: core::ops::Range<usize>,
+    dst: &mut [f32],
+) {
+    assert!(
+        panels.start <= panels.end && panels.end <= n.div_ceil(NR),
+        "pack_b_panels: panels {panels:?} of a B with {} columns ({} panels)",
+        n,
+        n.div_ceil(NR)
+    );
+    let need = panels.len() * NR * k;
+    assert!(
+        dst.len() == need,
+        "pack_b_panels: {} panels of {k} steps need {need} floats, dst has {}",
+        panels.len(),
+        dst.len()
+    );
+    check_operand("B", b.len(), k, n, rsb, csb);
+    if need == 0 {
+        return;
+    }
+    let j0 = panels.start * NR;
+    let cols = n.min(panels.end * NR) - j0;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = avx2::Avx2Fma::detect() {
+        return isa.pack_b(k, cols, b, j0 * csb, rsb, csb, dst);
+    }
+    portable::Portable.pack_b(k, cols, b, j0 * csb, rsb, csb, dst);
+}
+
+/// Packs steps (rows of B) `steps` of panels `q0..q0 + dst.len()` of a **row-major**
+/// `k×n` B (row stride `rsb`, column stride 1) into `dst[i]`: the stretch of panel
+/// `q0 + i` for those steps, `steps.len()·NR` floats at offset `steps.start·NR` of
+/// that panel in the layout of [`pack_b_panels`].
+///
+/// Why: threads sharing one packed B cut a row-major B by bands of its rows, each
+/// read as one stream; cut by panels (bands of columns), each thread reads half of
+/// every row, which measured as slow as reading all of it.
+///
+/// # Panics
+///
+/// If `steps` reaches past `k`, the panels past B's last, a `dst[i]` is not
+/// `steps.len()·NR` floats, or `b` is too short.
+#[track_caller]
+pub fn pack_b_steps(
+    k: usize,
+    n: usize,
+    b: &[f32],
+    rsb: usize,
+    steps: core::ops::Range<usize>,
+    q0: usize,
+    dst: &mut [&mut [f32]],
+) {
+    assert!(
+        steps.start <= steps.end && steps.end <= k,
+        "pack_b_steps: steps {steps:?} of a B with {k} rows"
+    );
+    assert!(
+        q0 + dst.len() <= n.div_ceil(NR),
+        "pack_b_steps: panels {q0}..{} of a B with {n} columns",
+        q0 + dst.len()
+    );
+    let want = steps.len() * NR;
+    for (i, d) in dst.iter().enumerate() {
+        assert!(
+            d.len() == want,
+            "pack_b_steps: panel {} has {} floats, needs {want}",
+            q0 + i,
+            d.len()
+        );
+    }
+    check_operand("B", b.len(), k, n, rsb, 1);
+    pack::pack_b_steps(n, b, rsb, steps.start, steps.len(), q0, dst);
+}
+
+/// [`sgemm`] with B given packed whole by [`pack_b_panels`] (all its panels,
+/// [`packed_b_len`]`(k, n)` floats), so that one packing of B serves several calls:
+/// one per piece of C's rows, on several threads. The bits are those of [`sgemm`]
+/// (same packed values, same tiles, same k order).
+///
+/// # Panics
+///
+/// As [`sgemm`], with `packed_b` shorter than [`packed_b_len`]`(k, n)` in place of a
+/// short `b`.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_b(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    packed_b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    pack: &mut [f32],
+) {
+    let b = BSource::Packed(packed_b);
+    let args = Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc };
     #[cfg(target_arch = "x86_64")]
     if let Some(isa) = avx2::Avx2Fma::detect() {
         return run(isa, args, c, pack);
@@ -211,8 +355,49 @@ pub fn sgemm_stripes(
     pack: &mut [f32],
     sink: &mut dyn StripeSink,
 ) {
+    let b = BSource::Strided { b, rsb, csb };
+    stripes_dispatch(
+        Args { m, k, n, alpha, a, rsa, csa, b, beta: 0.0, rsc: n, csc: 1 },
+        pack,
+        sink,
+    );
+}
+
+/// [`sgemm_stripes`] with B given packed whole by [`pack_b_panels`], so that one
+/// packing of B serves several calls (one per piece of C's rows, on several threads).
+/// Same bits as [`sgemm_stripes`].
+///
+/// # Panics
+///
+/// As [`sgemm_stripes`], with `packed_b` shorter than [`packed_b_len`]`(k, n)` in
+/// place of a short `b`.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_stripes_packed_b(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    packed_b: &[f32],
+    pack: &mut [f32],
+    sink: &mut dyn StripeSink,
+) {
+    let b = BSource::Packed(packed_b);
+    stripes_dispatch(
+        Args { m, k, n, alpha, a, rsa, csa, b, beta: 0.0, rsc: n, csc: 1 },
+        pack,
+        sink,
+    );
+}
+
+/// Checks that the product fits one block and runs [`stripes`] on this CPU's kernel.
+#[track_caller]
+fn stripes_dispatch(args: Args<'_>, pack: &mut [f32], sink: &mut dyn StripeSink) {
+    let (k, n) = (args.k, args.n);
     assert!(stripes_fit(k, n), "sgemm_stripes: k = {k} and n = {n} must fit one block");
-    let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta: 0.0, rsc: n, csc: 1 };
     #[cfg(target_arch = "x86_64")]
     if let Some(isa) = avx2::Avx2Fma::detect() {
         return stripes(isa, args, pack, sink);
@@ -242,8 +427,8 @@ pub fn sgemm_portable(
     csc: usize,
     pack: &mut [f32],
 ) {
-    let args = Args { m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, rsc, csc };
-    run(portable::Portable, args, c, pack);
+    let b = BSource::Strided { b, rsb, csb };
+    run(portable::Portable, Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc }, c, pack);
 }
 
 /// The name of the microkernel [`sgemm`] uses on this CPU (`"avx2+fma"` or
@@ -266,12 +451,39 @@ struct Args<'a> {
     a: &'a [f32],
     rsa: usize,
     csa: usize,
-    b: &'a [f32],
-    rsb: usize,
-    csb: usize,
+    b: BSource<'a>,
     beta: f32,
     rsc: usize,
     csc: usize,
+}
+
+/// Where the loop nest gets its packed B̃ blocks from.
+#[derive(Clone, Copy)]
+enum BSource<'a> {
+    /// B itself, addressed by strides: each `kc×nc` block is packed into the
+    /// workspace just before use.
+    Strided { b: &'a [f32], rsb: usize, csb: usize },
+    /// B already packed whole by [`pack_b_panels`]: panel `q` (columns `q·NR..`) holds
+    /// all k steps at `q·k·NR`, so the block of k steps `pc..` is at `q·k·NR + pc·NR`.
+    Packed(&'a [f32]),
+}
+
+impl BSource<'_> {
+    /// Panics unless B can be read as `k×n`.
+    #[track_caller]
+    fn check(&self, k: usize, n: usize) {
+        match *self {
+            BSource::Strided { b, rsb, csb } => check_operand("B", b.len(), k, n, rsb, csb),
+            BSource::Packed(packed) => {
+                let need = packed_b_len(k, n);
+                assert!(
+                    packed.len() >= need,
+                    "sgemm: packed B has {} floats, a packed {k}×{n} B needs {need}",
+                    packed.len()
+                );
+            }
+        }
+    }
 }
 
 /// One microkernel's output: the `rows×cols` tile of C whose top-left element is
@@ -337,7 +549,7 @@ fn run<K: Micro>(kern: K, p: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
         pack.len()
     );
     check_operand("A", p.a.len(), p.m, p.k, p.rsa, p.csa);
-    check_operand("B", p.b.len(), p.k, p.n, p.rsb, p.csb);
+    p.b.check(p.k, p.n);
     check_operand("C", c.len(), p.m, p.n, p.rsc, p.csc);
     check_no_overlap(p.m, p.n, p.rsc, p.csc);
     if p.m == 0 || p.n == 0 {
@@ -442,14 +654,20 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
         for pc in (0..p.k).step_by(kc_step) {
             let kc = kc_step.min(p.k - pc);
             let beta = if pc == 0 { p.beta } else { 1.0 };
-            kern.pack_b(kc, nc, p.b, pc * p.rsb + jc * p.csb, p.rsb, p.csb, bpack);
+            // B̃'s micro-panel q (columns jc + q·NR..) starts at q·stride + skip.
+            let (btilde, stride, skip): (&[f32], usize, usize) = match p.b {
+                BSource::Strided { b, rsb, csb } => {
+                    kern.pack_b(kc, nc, b, pc * rsb + jc * csb, rsb, csb, bpack);
+                    (bpack, kc * NR, 0)
+                }
+                BSource::Packed(packed) => (&packed[jc * p.k..], p.k * NR, pc * NR),
+            };
             for ic in (0..p.m).step_by(mc_step) {
                 let mc = mc_step.min(p.m - ic);
                 pack::pack_a(mc, kc, p.a, ic * p.rsa + pc * p.csa, p.rsa, p.csa, apack);
-                // Micro-panel q of B̃ (columns jr = q·NR..) starts at q·kc·NR = jr·kc.
                 for jr in (0..nc).step_by(NR) {
                     let cols = NR.min(nc - jr);
-                    let b_panel = &bpack[jr * kc..(jr + NR) * kc];
+                    let b_panel = &btilde[(jr / NR) * stride + skip..][..kc * NR];
                     for ir in (0..mc).step_by(MR) {
                         let a_panel = &apack[ir * kc..(ir + MR) * kc];
                         let tile = Tile {
@@ -482,7 +700,7 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
         pack.len()
     );
     check_operand("A", p.a.len(), p.m, p.k, p.rsa, p.csa);
-    check_operand("B", p.b.len(), p.k, p.n, p.rsb, p.csb);
+    p.b.check(p.k, p.n);
     if p.m == 0 || p.n == 0 {
         return;
     }
@@ -491,7 +709,14 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
     let (bpack, rest) = pack[offset..offset + KC * NC + MC * KC + MR * NC].split_at_mut(KC * NC);
     let (apack, stripe) = rest.split_at_mut(MC * KC);
     let (k, n) = (p.k, p.n);
-    kern.pack_b(k, n, p.b, 0, p.rsb, p.csb, bpack);
+    // One k block: micro-panel q of B̃ starts at q·k·NR = jr·k either way.
+    let btilde: &[f32] = match p.b {
+        BSource::Strided { b, rsb, csb } => {
+            kern.pack_b(k, n, b, 0, rsb, csb, bpack);
+            bpack
+        }
+        BSource::Packed(packed) => packed,
+    };
     let mc_step = even_step(p.m, MC, MR);
     for ic in (0..p.m).step_by(mc_step) {
         let mc = mc_step.min(p.m - ic);
@@ -511,7 +736,7 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
                     alpha: p.alpha,
                     beta: 0.0,
                 };
-                kern.tile(tile, a_panel, &bpack[jr * k..(jr + NR) * k], stripe);
+                kern.tile(tile, a_panel, &btilde[jr * k..(jr + NR) * k], stripe);
             }
             sink.stripe(ic + ir, &stripe[..rows * n]);
         }

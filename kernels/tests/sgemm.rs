@@ -12,7 +12,8 @@ use std::cell::Cell;
 
 use common::{Rng, gamma};
 use idmlp_kernels::sgemm::{
-    KC, MC, MR, NC, NR, PACK_LEN, sgemm, sgemm_kernel_name, sgemm_portable,
+    KC, MC, MR, NC, NR, PACK_LEN, pack_b_panels, pack_b_steps, packed_b_len, sgemm,
+    sgemm_kernel_name, sgemm_packed_b, sgemm_portable, sgemm_stripes, sgemm_stripes_packed_b,
 };
 
 // ---------------------------------------------------------------------------------
@@ -563,4 +564,132 @@ fn broadcast_operands_are_allowed() {
     let mut c = [0.0; 8];
     sgemm(4, 3, 2, 1.0, &row, 0, 1, &b, 2, 1, 0.0, &mut c, 2, 1, &mut pack);
     common::assert_all_eq("broadcast A", &c, &[4.0, 5.0, 4.0, 5.0, 4.0, 5.0, 4.0, 5.0], 2);
+}
+
+// ---------------------------------------------------------------------------------
+// B packed once, shared by several calls
+
+/// B (`k×n`) packed whole three ways: in one call, by three bands of panels, and (when
+/// row-major) by three bands of steps. Asserts the three agree, returns the packing.
+fn pack_three_ways(k: usize, n: usize, b: &[f32], rsb: usize, csb: usize) -> Vec<f32> {
+    let len = packed_b_len(k, n);
+    let panels = n.div_ceil(NR);
+    let mut whole = vec![f32::NAN; len];
+    pack_b_panels(k, n, b, rsb, csb, 0..panels, &mut whole);
+    let mut by_panels = vec![f32::NAN; len];
+    let mut rest = &mut by_panels[..];
+    for i in 0..3 {
+        let q = panels * i / 3..panels * (i + 1) / 3;
+        let (mine, tail) = rest.split_at_mut(q.len() * k * NR);
+        pack_b_panels(k, n, b, rsb, csb, q, mine);
+        rest = tail;
+    }
+    assert!(bits_equal(&whole, &by_panels), "{k}×{n}: packed by panels differs");
+    if csb == 1 {
+        let mut by_steps = vec![f32::NAN; len];
+        let cuts = [0, k / 3, 2 * k / 3, k];
+        for w in cuts.windows(2) {
+            let mut dst: Vec<&mut [f32]> = by_steps
+                .chunks_exact_mut(k * NR)
+                .map(|panel| &mut panel[w[0] * NR..w[1] * NR])
+                .collect();
+            pack_b_steps(k, n, b, rsb, w[0]..w[1], 0, &mut dst);
+        }
+        assert!(bits_equal(&whole, &by_steps), "{k}×{n}: packed by steps differs");
+    }
+    whole
+}
+
+fn bits_equal(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// `sgemm_packed_b` (on row pieces of C, as the pool runs it) and
+/// `sgemm_stripes_packed_b` give `sgemm`'s and `sgemm_stripes`'s bits, for B
+/// row-major, column-major and strided, over several k blocks (k > KC), several n
+/// blocks (n > NC), ragged panels and ragged row tiles.
+#[test]
+fn packed_b_calls_match_sgemm_bit_for_bit() {
+    let mut rng = Rng::new(77);
+    let mut pack = workspace();
+    let shapes = [(1, 1, 1), (7, 5, 17), (13, KC + 9, 33), (2 * MR + 1, 2 * KC + 3, NC + 20)];
+    for &(m, k, n) in &shapes {
+        let a = rng.vec(m * k, -1.0, 1.0);
+        let b = rng.vec(k * n * 2, -1.0, 1.0);
+        // (rsb, csb): row-major, column-major, and row-major with every other column.
+        for (rsb, csb) in [(n, 1), (1, k), (2 * n, 2)] {
+            let packed = pack_three_ways(k, n, &b, rsb, csb);
+            for beta in [0.0, 0.5] {
+                let c0 = rng.vec(m * n, -1.0, 1.0);
+                let mut want = c0.clone();
+                sgemm(m, k, n, 1.5, &a, k, 1, &b, rsb, csb, beta, &mut want, n, 1, &mut pack);
+                let mut got = c0.clone();
+                // Three row pieces at multiples of MR, each its own call.
+                let cut = [0, (m / 3 / MR) * MR, (2 * m / 3 / MR) * MR, m];
+                for w in cut.windows(2) {
+                    let (r0, r1) = (w[0], w[1]);
+                    sgemm_packed_b(
+                        r1 - r0,
+                        k,
+                        n,
+                        1.5,
+                        &a[r0 * k..],
+                        k,
+                        1,
+                        &packed,
+                        beta,
+                        &mut got[r0 * n..r1 * n],
+                        n,
+                        1,
+                        &mut pack,
+                    );
+                }
+                assert!(bits_equal(&want, &got), "{m}×{k}×{n}, B strides ({rsb}, {csb}), β {beta}");
+            }
+            if idmlp_kernels::sgemm::stripes_fit(k, n) {
+                let collect = |packed: Option<&[f32]>, pack: &mut [f32]| {
+                    let mut c = vec![f32::NAN; m * n];
+                    let mut sink = |row: usize, stripe: &[f32]| {
+                        c[row * n..row * n + stripe.len()].copy_from_slice(stripe);
+                    };
+                    match packed {
+                        Some(p) => {
+                            sgemm_stripes_packed_b(m, k, n, 0.5, &a, k, 1, p, pack, &mut sink)
+                        }
+                        None => {
+                            sgemm_stripes(m, k, n, 0.5, &a, k, 1, &b, rsb, csb, pack, &mut sink)
+                        }
+                    }
+                    c
+                };
+                let want = collect(None, &mut pack);
+                let got = collect(Some(&packed), &mut pack);
+                assert!(bits_equal(&want, &got), "stripes {m}×{k}×{n}, B strides ({rsb}, {csb})");
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "packed B has")]
+fn short_packed_b_panics() {
+    let mut c = vec![0.0; 4];
+    let packed = vec![0.0; packed_b_len(3, 2) - 1];
+    sgemm_packed_b(2, 3, 2, 1.0, &[0.0; 6], 3, 1, &packed, 0.0, &mut c, 2, 1, &mut workspace());
+}
+
+#[test]
+#[should_panic(expected = "pack_b_steps: panel 1 has")]
+fn pack_b_steps_rejects_a_wrong_panel_length() {
+    let b = vec![0.0; 4 * 40];
+    let (mut p0, mut p1) = (vec![0.0; 2 * NR], vec![0.0; 2 * NR - 1]);
+    pack_b_steps(4, 40, &b, 40, 1..3, 0, &mut [&mut p0[..], &mut p1[..]]);
+}
+
+#[test]
+#[should_panic(expected = "pack_b_panels: panels")]
+fn pack_b_panels_rejects_panels_past_b() {
+    let b = vec![0.0; 4 * 20];
+    let mut dst = vec![0.0; 3 * 4 * NR];
+    pack_b_panels(4, 20, &b, 20, 1, 0..3, &mut dst);
 }
