@@ -1,23 +1,32 @@
 //! The GEMM wrappers and the optimizer update split across a [`Pool`] (feature `std`).
 //!
-//! Each call cuts its output into one contiguous piece per thread, at multiples of the
-//! microkernel tile, and runs the serial kernel on each piece with that thread's
-//! packing workspace: the forward and input-gradient products by columns of C (each
-//! thread packs its half of the weight; the pieces are computed into per-thread
-//! scratch and copied into C), the weight gradient and everything else by rows of C
-//! (multiples of [`MR`]). Every element of C is then computed by the same instructions
-//! in the same order as in the one-thread call, so the results are **bit-identical for
-//! any thread count**.
+//! Every call cuts its output into contiguous pieces of rows, at multiples of the
+//! microkernel height [`MR`], and runs the serial kernel on each piece with the
+//! packing workspace of the thread that claimed it. Every element of C is then
+//! computed by the same instructions in the same order as in the one-thread call, so
+//! the results are **bit-identical for any thread count**.
+//!
+//! The products share one packing of B: the threads first pack B's panels together,
+//! each into its own stretch of the pool's buffer ([`Pool::packed_b`]), and then all
+//! read it ([`sgemm_packed_b`]). Why: the layer's B is the 794×794 weight (or the
+//! batch), and packing it per thread would read it from memory once per thread; a
+//! split by columns of C instead, which packs it once, makes every thread re-pack A
+//! and leaves C in column pieces to be copied together afterwards.
+//!
+//! A call is cut into a few pieces per thread ([`PIECES_PER_THREAD`]), claimed in
+//! order by whichever thread is free: a core that runs slower (a busy neighbour on a
+//! shared host, a cold cache) then takes fewer pieces instead of holding the others
+//! up at the end of the call.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::optim::Update;
-use crate::pool::{MAX_THREADS, Pool, piece};
-use crate::sgemm::MR;
+use crate::pool::{MAX_PIECES, MAX_THREADS, Pool, piece};
+use crate::sgemm::{MR, NR, pack_b_panels, pack_b_steps, packed_b_len, sgemm_packed_b};
 use crate::{check_len, gemm};
 
-/// Below this many multiply-adds a call is not split (the hand-off costs ~10 µs).
+/// Below this many multiply-adds a call is not split (the hand-off costs a few µs).
 const MIN_SPLIT_FMAS: usize = 1 << 18;
 
 /// Whether a one-row product (batch 1, memory-bound) is split. Measured here: one core
@@ -25,10 +34,15 @@ const MIN_SPLIT_FMAS: usize = 1 << 18;
 /// 0.7–1.0× as fast; kept (and tested) for machines where it pays.
 const SPLIT_ONE_ROW: bool = false;
 
-/// Up to this many rows of C (the batch), the forward and input-gradient products are
-/// split by columns (W packed once in total) rather than by rows (W packed by every
-/// thread).
-const COL_SPLIT_MAX_ROWS: usize = 1024;
+/// Pieces per thread of a split call. More pieces balance uneven cores better; each
+/// piece re-reads the shared B̃ from cache, and an Ã micro-panel per piece is partly
+/// empty when its rows are not a multiple of [`MR`].
+pub const PIECES_PER_THREAD: usize = 2;
+
+/// The largest packed B (floats) shared through [`Pool::packed_b`]: 16 MiB, the
+/// 794×794 weight fits 6 times over. A larger B falls back to each thread packing
+/// what it needs.
+const MAX_SHARED_B: usize = 4 << 20;
 
 /// Elements per thread below which an update is not split.
 const MIN_SPLIT_ELEMS: usize = 1 << 15;
@@ -42,19 +56,24 @@ fn take<'c>(slot: &Slot<'c>) -> Option<(usize, &'c mut [f32])> {
     slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }
 
-/// `c` cut into `threads` row pieces of `row` floats per row, at multiples of `unit`
+/// How many pieces a call on `pool` over `rows` rows (in units of `unit`) is cut into.
+fn pieces_for(pool: &Pool, rows: usize, unit: usize) -> usize {
+    (pool.threads() * PIECES_PER_THREAD).min(rows.div_ceil(unit.max(1))).clamp(1, MAX_PIECES)
+}
+
+/// `c` cut into `pieces` row pieces of `row` floats per row, at multiples of `unit`
 /// rows, each behind its own (never contended) lock so that a shared job can take it.
 fn row_pieces(
     c: &mut [f32],
     rows: usize,
     row: usize,
-    threads: usize,
+    pieces: usize,
     unit: usize,
-) -> [Slot<'_>; MAX_THREADS] {
-    let mut out: [Slot<'_>; MAX_THREADS] = Default::default();
+) -> [Slot<'_>; MAX_PIECES] {
+    let mut out: [Slot<'_>; MAX_PIECES] = core::array::from_fn(|_| Mutex::new(None));
     let mut rest = c;
-    for (i, slot) in out.iter_mut().enumerate().take(threads) {
-        let r = piece(rows, threads, unit, i);
+    for (i, slot) in out.iter_mut().enumerate().take(pieces) {
+        let r = piece(rows, pieces, unit, i);
         let (mine, tail) = core::mem::take(&mut rest).split_at_mut(r.len() * row);
         *slot.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((r.start, mine));
         rest = tail;
@@ -62,23 +81,23 @@ fn row_pieces(
     out
 }
 
-/// Runs `f(thread, first_row, piece)` on each of `threads` row pieces of `c`; pieces
-/// are claimed by whichever thread is free (the caller does them all if the workers
-/// are late), and `thread` names the packing workspace to use.
+/// Runs `f(thread, first_row, piece)` on each of `pieces` row pieces of `c`; pieces
+/// are claimed in order by whichever thread is free (the caller does them all if the
+/// workers are late), and `thread` names the packing workspace to use.
 fn split_rows(
     pool: &Pool,
     c: &mut [f32],
     rows: usize,
     row: usize,
     unit: usize,
+    pieces: usize,
     f: &(dyn Fn(usize, usize, &mut [f32]) + Sync),
 ) {
-    let threads = pool.threads();
-    let pieces = row_pieces(c, rows, row, threads, unit);
+    let slots = row_pieces(c, rows, row, pieces, unit);
     let next = AtomicUsize::new(0);
     // Pieces are claimed, not assigned: a worker that wakes late finds them taken.
     pool.run(&|t| {
-        while let Some(slot) = pieces[..threads].get(next.fetch_add(1, Ordering::Relaxed)) {
+        while let Some(slot) = slots[..pieces].get(next.fetch_add(1, Ordering::Relaxed)) {
             if let Some((start, c)) = take(slot) {
                 f(t, start, c);
             }
@@ -86,88 +105,132 @@ fn split_rows(
     });
 }
 
-/// `C ← α·A·op(B) + β·C` (`C: m×n` row-major) split by columns of C at multiples of
-/// 16 (the microkernel width): `piece_b(j0, j1)` gives B's part for columns `j0..j1`
-/// as `(slice, row stride, column stride)` of the `k×(j1 − j0)` operand. Each thread
-/// computes its columns into its own contiguous scratch (starting from C's values
-/// when `β ≠ 0`), then the caller copies them into C. Why not rows: a row split makes
-/// every thread pack all of B (the 794×794 weight), a column split packs it once,
-/// half per thread; the copy is `m·n` floats, small next to the product.
+/// Panels per dispatch when a row-major B is packed by bands of rows: each thread's
+/// slices of that many panels sit in a stack array.
+const PANEL_GROUP: usize = 64;
+
+/// Packs the whole `k×n` B (strides `rsb`, `csb`) into `packed`
+/// ([`packed_b_len`]`(k, n)` floats) on the pool's threads: a row-major B by bands of
+/// its rows ([`pack_b_steps`]: each thread reads one stretch of memory), any other by
+/// bands of panels (each panel is then whole rows of the stored matrix, e.g. the
+/// forward's Wᵀ).
+fn pack_shared_b(
+    pool: &Pool,
+    k: usize,
+    n: usize,
+    (b, rsb, csb): (&[f32], usize, usize),
+    packed: &mut [f32],
+) {
+    let panels = n.div_ceil(NR);
+    let per_panel = k * NR;
+    if per_panel == 0 || panels == 0 {
+        return;
+    }
+    if csb != 1 {
+        let pieces = pool.threads().min(panels);
+        return split_rows(pool, packed, panels, per_panel, 1, pieces, &|_, q0, dst| {
+            pack_b_panels(k, n, b, rsb, csb, q0..q0 + dst.len() / per_panel, dst);
+        });
+    }
+    let bands = pool.threads().min(k);
+    let mut rest = packed;
+    for q0 in (0..panels).step_by(PANEL_GROUP) {
+        let group = PANEL_GROUP.min(panels - q0);
+        // Band t's stretch of each panel of the group: steps piece(k, bands, 1, t).
+        let mut slices: [[&mut [f32]; PANEL_GROUP]; MAX_THREADS] =
+            core::array::from_fn(|_| core::array::from_fn(|_| &mut [][..]));
+        for g in 0..group {
+            let (mut panel, tail) = core::mem::take(&mut rest).split_at_mut(per_panel);
+            rest = tail;
+            for (t, band) in slices.iter_mut().enumerate().take(bands) {
+                let steps = piece(k, bands, 1, t).len();
+                let (mine, tail) = core::mem::take(&mut panel).split_at_mut(steps * NR);
+                band[g] = mine;
+                panel = tail;
+            }
+        }
+        let mut each = slices.iter_mut();
+        let slots: [Mutex<Option<&mut [&mut [f32]]>>; MAX_THREADS] =
+            core::array::from_fn(|_| Mutex::new(each.next().map(|band| &mut band[..group])));
+        let next = AtomicUsize::new(0);
+        pool.run(&|_| {
+            loop {
+                let t = next.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = slots[..bands].get(t) else { break };
+                let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some(dst) = taken {
+                    pack_b_steps(k, n, b, rsb, piece(k, bands, 1, t), q0, dst);
+                }
+            }
+        });
+    }
+}
+
+/// `len` floats of `buf` starting on a 64-byte boundary when `buf` has the slack
+/// (16 floats), so that the kernels' loads from a shared B̃ never split a cache line.
+fn aligned(buf: &mut [f32], len: usize) -> &mut [f32] {
+    let offset = buf.as_ptr().align_offset(64);
+    let offset = if offset + len <= buf.len() { offset } else { 0 };
+    &mut buf[offset..offset + len]
+}
+
+/// Operand A of a row-split product, from a given row of C: `(slice, rsa, csa)`.
+type RowsOfA<'a> = dyn Fn(usize) -> (&'a [f32], usize, usize) + Sync + 'a;
+
+/// `C ← α·A·B + β·C` (`C: m×n` row-major, `A` from `a_from(row)`, `B: k×n` by
+/// strides) on `pool`, cut by rows of C, with B packed once and shared (see the
+/// module doc); with B too large to share, each piece packs its own.
 #[allow(clippy::too_many_arguments)]
-fn split_cols<'b>(
+fn split_rows_shared_b(
     pool: &Pool,
     m: usize,
     k: usize,
     n: usize,
     alpha: f32,
-    a: &[f32],
-    piece_b: &(dyn Fn(usize, usize) -> (&'b [f32], usize, usize) + Sync),
+    a_from: &RowsOfA<'_>,
+    b: (&[f32], usize, usize),
     beta: f32,
     c: &mut [f32],
 ) {
-    let threads = pool.threads();
-    let next = AtomicUsize::new(0);
-    let c_in: &[f32] = c;
-    // Who computed piece i, and where in that thread's scratch: for the copy-back.
-    let owner: [AtomicUsize; MAX_THREADS] = Default::default();
-    let offset: [AtomicUsize; MAX_THREADS] = Default::default();
-    pool.run(&|t| {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= threads {
-                break;
-            }
-            let cols = piece(n, threads, 16, i);
-            let w = cols.len();
-            if w == 0 {
-                continue;
-            }
-            let mut scratch = pool.scratch(t, 0);
-            // A thread may claim several pieces: each gets its own stretch of scratch,
-            // and room for all of C is reserved once so that no later call grows it.
-            let base = scratch.len();
-            scratch.reserve((m * n).saturating_sub(base));
-            scratch.resize(base + m * w, 0.0);
-            let out = &mut scratch[base..];
-            if beta != 0.0 {
-                for (o, row) in out.chunks_exact_mut(w).zip(c_in.chunks_exact(n)) {
-                    o.copy_from_slice(&row[cols.clone()]);
-                }
-            }
-            let (b, rsb, csb) = piece_b(cols.start, cols.end);
+    let pieces = pieces_for(pool, m, MR);
+    let len = packed_b_len(k, n);
+    if len > MAX_SHARED_B {
+        let (b, rsb, csb) = b;
+        return split_rows(pool, c, m, n, MR, pieces, &|t, r0, c| {
+            let (a, rsa, csa) = a_from(r0);
             #[rustfmt::skip]
             crate::sgemm::sgemm(
-                m, k, w,
+                c.len() / n, k, n,
                 alpha,
-                a, k, 1,
+                a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                out, w, 1,
+                c, n, 1,
                 &mut pool.pack(t),
             );
-            owner[i].store(t, Ordering::Relaxed);
-            offset[i].store(base, Ordering::Relaxed);
-        }
+        });
+    }
+    let mut shared = pool.packed_b(len + 16);
+    let packed = aligned(&mut shared, len);
+    pack_shared_b(pool, k, n, b, packed);
+    let packed: &[f32] = packed;
+    split_rows(pool, c, m, n, MR, pieces, &|t, r0, c| {
+        let (a, rsa, csa) = a_from(r0);
+        #[rustfmt::skip]
+        sgemm_packed_b(
+            c.len() / n, k, n,
+            alpha,
+            a, rsa, csa,
+            packed,
+            beta,
+            c, n, 1,
+            &mut pool.pack(t),
+        );
     });
-    for (i, o) in owner.iter().enumerate().take(threads) {
-        let cols = piece(n, threads, 16, i);
-        let w = cols.len();
-        if w == 0 {
-            continue;
-        }
-        let (t, base) = (o.load(Ordering::Relaxed), offset[i].load(Ordering::Relaxed));
-        let scratch = pool.scratch(t, 0);
-        for (row, s) in c.chunks_exact_mut(n).zip(scratch[base..base + m * w].chunks_exact(w)) {
-            row[cols.clone()].copy_from_slice(s);
-        }
-    }
-    for t in 0..threads {
-        pool.scratch(t, 0).clear();
-    }
 }
 
 /// [`gemm::gemm_ab`] (`C ← α·A·B + β·C`, `A: m×k`, `B: k×n`) on `pool`: rows of C
-/// (and A) split across threads.
+/// (and A) split across threads, B packed once and shared.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_ab(
@@ -186,16 +249,13 @@ pub fn gemm_ab(
         return gemm::gemm_ab(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_ab A", a.len(), m, k);
-    if m <= COL_SPLIT_MAX_ROWS && n >= 32 {
-        check_len("par::gemm_ab B", b.len(), k, n);
-        return split_cols(pool, m, k, n, alpha, a, &|j0, _| (&b[j0..], n, 1), beta, c);
-    }
-    split_rows_of_a(pool, gemm::gemm_ab, m, k, n, alpha, a, b, beta, c);
+    check_len("par::gemm_ab B", b.len(), k, n);
+    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0 * k..], k, 1), (b, n, 1), beta, c);
 }
 
 /// [`gemm::gemm_abt`] (`C ← α·A·Bᵀ + β·C`, `A: m×k`, `B: n×k`) on `pool`: rows of
-/// C split across threads; a single row (batch 1) is split by columns of C, i.e. by
-/// rows of B, so each thread reads its own part of B.
+/// C split across threads, B packed once and shared; a single row (batch 1) is split
+/// by columns of C, i.e. by rows of B, so each thread reads its own part of B.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_abt(
@@ -216,7 +276,7 @@ pub fn gemm_abt(
     check_len("par::gemm_abt B", b.len(), n, k);
     if m == 1 && SPLIT_ONE_ROW {
         // C is one row: its columns are contiguous pieces.
-        return split_rows(pool, c, n, 1, 16, &|t, j0, c| {
+        return split_rows(pool, c, n, 1, 16, pool.threads(), &|t, j0, c| {
             let cols = c.len();
             gemm::gemm_abt(
                 1,
@@ -235,37 +295,11 @@ pub fn gemm_abt(
         return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_abt A", a.len(), m, k);
-    if m <= COL_SPLIT_MAX_ROWS && n >= 32 {
-        return split_cols(pool, m, k, n, alpha, a, &|j0, j1| (&b[j0 * k..j1 * k], 1, k), beta, c);
-    }
-    split_rows_of_a(pool, gemm::gemm_abt, m, k, n, alpha, a, b, beta, c);
-}
-
-/// The row split of [`gemm_ab`] and [`gemm_abt`]: C and A (`m×k`, row-major) cut into
-/// row pieces at multiples of [`MR`], each run through `serial` (the one-thread
-/// wrapper) with its thread's packing workspace.
-#[allow(clippy::too_many_arguments)]
-fn split_rows_of_a(
-    pool: &Pool,
-    serial: gemm::GemmFn,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
-    split_rows(pool, c, m, n, MR, &|t, r0, c| {
-        let rows = c.len() / n.max(1);
-        let a = &a[r0 * k..(r0 + rows) * k];
-        serial(rows, k, n, alpha, a, b, beta, c, &mut pool.pack(t));
-    });
+    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0 * k..], k, 1), (b, 1, k), beta, c);
 }
 
 /// [`gemm::gemm_atb`] (`C ← α·Aᵀ·B + β·C`, `A: k×m`, `B: k×n`) on `pool`: rows of C
-/// (columns of the stored A) split across threads.
+/// (columns of the stored A) split across threads, B packed once and shared.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_atb(
@@ -284,20 +318,9 @@ pub fn gemm_atb(
         return gemm::gemm_atb(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_atb A", a.len(), k, m);
-    split_rows(pool, c, m, n, MR, &|t, r0, c| {
-        let rows = c.len() / n.max(1);
-        // Aᵀ's rows r0.. are A's columns r0..: a strided view, through sgemm directly.
-        #[rustfmt::skip]
-        crate::sgemm::sgemm(
-            rows, k, n,
-            alpha,
-            &a[r0..], 1, m,
-            b, n, 1,
-            beta,
-            c, n, 1,
-            &mut pool.pack(t),
-        );
-    });
+    check_len("par::gemm_atb B", b.len(), k, n);
+    // Aᵀ's rows r0.. are A's columns r0..: a strided view.
+    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0..], 1, m), (b, n, 1), beta, c);
 }
 
 /// [`Update::apply`] on `pool`: the range split into one contiguous piece per thread.
@@ -316,7 +339,7 @@ pub fn update(
     }
     assert_eq!(range.len(), grads.len(), "par::update: range and grads differ in length");
     let len = range.len();
-    split_update(pool, update, range, params, len, 1, 16, &|_, start, p, u| {
+    split_update(pool, update, range, params, len, 1, 16, threads, &|_, start, p, u| {
         u.apply(0..p.len(), p, &grads[start..start + p.len()]);
     });
 }
@@ -324,7 +347,7 @@ pub fn update(
 /// The job [`split_update`] runs on each piece: `(thread, first_row, piece, update)`.
 type PieceJob<'f> = dyn Fn(usize, usize, &mut [f32], &mut Update<'_>) + Sync + 'f;
 
-/// Runs `f(thread, first_row, piece, update)` on one piece per thread of
+/// Runs `f(thread, first_row, piece, update)` on each of `pieces` pieces of
 /// `params[range]` (`rows` rows of `row` values, cut at multiples of `unit` rows), each
 /// with an [`Update`] over the same rows of the moments. Pieces are claimed like
 /// [`split_rows`]'s, and `thread` names the packing workspace to use.
@@ -337,23 +360,24 @@ fn split_update(
     rows: usize,
     row: usize,
     unit: usize,
+    pieces: usize,
     f: &PieceJob<'_>,
 ) {
-    let threads = pool.threads();
     let rule = update.rule;
     let moments = rule.moments();
     let p = &mut params[range.clone()];
     let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
     let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
-    let pieces = |s| row_pieces(s, rows, row, threads, unit);
-    let pp = pieces(p);
-    let ff = if moments >= 1 { pieces(first) } else { Default::default() };
-    let ss = if moments >= 2 { pieces(second) } else { Default::default() };
+    let cut = |s| row_pieces(s, rows, row, pieces, unit);
+    let none = || core::array::from_fn(|_| Mutex::new(None));
+    let pp = cut(p);
+    let ff = if moments >= 1 { cut(first) } else { none() };
+    let ss = if moments >= 2 { cut(second) } else { none() };
     let next = AtomicUsize::new(0);
     pool.run(&|t| {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= threads {
+            if i >= pieces {
                 break;
             }
             let Some((start, p)) = take(&pp[i]) else { continue };
@@ -364,10 +388,11 @@ fn split_update(
     });
 }
 
-/// [`Update::linear_batch`] on `pool`: W's rows (and their moments) cut into one
-/// piece per thread at multiples of [`MR`]; each thread computes the weight gradient
-/// of its rows stripe by stripe with its own packing workspace and updates them. The
-/// tiles are those of the one-thread call, so the bits are too.
+/// [`Update::linear_batch`] on `pool`: X packed once and shared (see the module doc),
+/// then W's rows (and their moments) cut into pieces at multiples of [`MR`]; each
+/// piece's weight gradient is computed stripe by stripe with its thread's workspace
+/// and applied to its rows. The tiles are those of the one-thread call, so the bits
+/// are too.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn linear_batch(
@@ -383,15 +408,22 @@ pub fn linear_batch(
     if pool.threads() == 1 || n < 2 * MR || n * k * batch < MIN_SPLIT_FMAS {
         return update.linear_batch(range, params, batch, dy, x, &mut pool.pack(0));
     }
-    split_update(pool, update, range, params, n, k, MR, &|t, r0, w, u| {
+    // B = X (batch × k) fits one k block, so it is at most KC×NC floats: always shared.
+    let len = packed_b_len(batch, k);
+    let mut shared = pool.packed_b(len + 16);
+    let packed = aligned(&mut shared, len);
+    pack_shared_b(pool, batch, k, (x, k, 1), packed);
+    let packed: &[f32] = packed;
+    let pieces = pieces_for(pool, n, MR);
+    split_update(pool, update, range, params, n, k, MR, pieces, &|t, r0, w, u| {
         let rows = w.len() / k.max(1);
         // Rows r0.. of dYᵀ are columns r0.. of dY: a strided view.
         #[rustfmt::skip]
-        crate::sgemm::sgemm_stripes(
+        crate::sgemm::sgemm_stripes_packed_b(
             rows, batch, k,
             1.0,
             &dy[r0..], 1, n,
-            x, k, 1,
+            packed,
             &mut pool.pack(t),
             &mut crate::optim::StripeUpdate { update: u, params: w, w0: 0, k },
         );

@@ -3,21 +3,56 @@
 //!
 //! Why not `std::thread::scope`: spawning allocates (a thread, its stack, a packet),
 //! and a training step must allocate nothing after warm-up. The workers here are
-//! spawned once, in [`Pool::new`], and park on a condition variable between calls;
-//! [`Pool::run`] hands them a borrowed closure and returns only after every worker is
-//! done with it, which is what makes lending a non-`'static` closure sound.
+//! spawned once, in [`Pool::new`], and wait between calls; [`Pool::run`] hands them a
+//! borrowed closure and returns only after every worker is done with it, which is what
+//! makes lending a non-`'static` closure sound.
+//!
+//! Waiting is spin-then-park, on both sides: a worker spins for [`SPIN`] on the job
+//! counter before it parks on a condition variable, and so does the caller on the count
+//! of unfinished workers before it sleeps. Why: a training step is ~60 calls a few
+//! hundred microseconds to a few milliseconds apart, and waking a parked thread costs
+//! a futex round trip plus, on a virtual machine, waking an idle vCPU: measured here,
+//! 40 µs on average per call and sometimes milliseconds, during which one core works
+//! alone. A spinning thread sees the next call within a microsecond.
 //!
 //! Each thread also owns a GEMM packing workspace ([`Pool::pack`]), so that the
 //! parallel GEMMs of [`crate::par`] allocate nothing either.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::sgemm::PACK_LEN;
 
 /// The most threads a pool runs (partitions are built in fixed-size stack arrays).
 pub const MAX_THREADS: usize = 16;
+
+/// The most pieces a call is cut into (a few per thread, see [`crate::par`]).
+pub const MAX_PIECES: usize = 4 * MAX_THREADS;
+
+/// How long a waiting thread spins before it parks: long enough to span the gaps
+/// between the calls of a training step (the serial work between two GEMMs, or the
+/// next step's batch), short enough that an idle pool stops burning a core at once.
+pub const SPIN: Duration = Duration::from_micros(500);
+
+/// Spins until `ready()` or until [`SPIN`] has passed; returns `ready()`'s last value.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        // Reading the clock costs ~20 ns; check it every few dozen polls only.
+        for _ in 0..32 {
+            if ready() {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return ready();
+        }
+    }
+}
 
 /// The job type: called once per thread index `0..threads`.
 type Job<'a> = dyn Fn(usize) + Sync + 'a;
@@ -47,6 +82,11 @@ struct Shared {
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
+    /// `state.epoch`, readable without the lock (and bumped on quit): what a waiting
+    /// worker spins on.
+    epoch: AtomicU64,
+    /// `state.pending`, readable without the lock: what the waiting caller spins on.
+    pending: AtomicUsize,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -61,8 +101,8 @@ pub struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     packs: Vec<Mutex<Vec<f32>>>,
-    /// Per-thread output scratch for column-split GEMMs (grown on first use, kept).
-    scratch: Vec<Mutex<Vec<f32>>>,
+    /// One packed B that all threads read (grown on first use, kept).
+    packed_b: Mutex<Vec<f32>>,
 }
 
 impl core::fmt::Debug for Pool {
@@ -86,6 +126,8 @@ impl Pool {
             }),
             work: Condvar::new(),
             done: Condvar::new(),
+            epoch: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
         });
         let workers = (1..threads)
             .map(|index| {
@@ -97,8 +139,7 @@ impl Pool {
             })
             .collect();
         let packs = (0..threads).map(|_| Mutex::new(vec![0.0; PACK_LEN])).collect();
-        let scratch = (0..threads).map(|_| Mutex::new(Vec::new())).collect();
-        Pool { shared, workers, packs, scratch }
+        Pool { shared, workers, packs, packed_b: Mutex::new(Vec::new()) }
     }
 
     /// Threads that [`Pool::run`] uses, the caller included.
@@ -112,20 +153,22 @@ impl Pool {
         self.packs[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Thread `index`'s output scratch (for a GEMM split by columns of C): grown to
-    /// at least `len` floats on first use and kept, so steady-state calls allocate
-    /// nothing. Only thread `index` locks it.
-    pub fn scratch(&self, index: usize, len: usize) -> MutexGuard<'_, Vec<f32>> {
-        let mut s = self.scratch[index].lock().unwrap_or_else(PoisonError::into_inner);
-        if s.len() < len {
-            s.resize(len, 0.0);
+    /// The pool's shared packed-B buffer, at least `len` floats: grown on first use and
+    /// kept, so steady-state calls allocate nothing. The caller of [`Pool::run`] locks
+    /// it around a call whose threads pack B into it together and then all read it
+    /// (see [`crate::par`]); contents on entry are unspecified.
+    pub fn packed_b(&self, len: usize) -> MutexGuard<'_, Vec<f32>> {
+        let mut b = self.packed_b.lock().unwrap_or_else(PoisonError::into_inner);
+        if b.len() < len {
+            b.resize(len, 0.0);
         }
-        s
+        b
     }
 
     /// Calls `job(0)` on the calling thread and `job(i)` on each worker `i` that wakes
-    /// up before `job(0)` returns, then waits for the calls that started. A panic in
-    /// any call is re-raised here after all have finished. Allocates nothing.
+    /// up before `job(0)` returns, then waits (spinning, then parked) for the calls
+    /// that started. A panic in any call is re-raised here after all have finished.
+    /// Allocates nothing.
     ///
     /// A worker that is not scheduled in time (a busy machine) is skipped rather than
     /// waited for, so a job must claim its pieces of work dynamically (an atomic
@@ -143,21 +186,31 @@ impl Pool {
         #[allow(unsafe_code)]
         let ptr =
             JobPtr(unsafe { core::mem::transmute::<*const Job<'_>, *const Job<'static>>(job) });
+        let shared = &*self.shared;
         {
-            let mut s = lock(&self.shared.state);
+            let mut s = lock(&shared.state);
             s.job = Some(ptr);
             s.epoch = s.epoch.wrapping_add(1);
             s.pending = 0;
             s.panicked = false;
+            shared.pending.store(0, Ordering::Relaxed);
+            shared.epoch.store(s.epoch, Ordering::Release);
         }
-        self.shared.work.notify_all();
+        shared.work.notify_all();
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let mut s = lock(&self.shared.state);
+        let mut s = lock(&shared.state);
+        // From here on no worker starts this job: those that did are in `pending`.
         s.job = None;
-        while s.pending > 0 {
-            s = self.shared.done.wait(s).unwrap_or_else(PoisonError::into_inner);
+        if s.pending > 0 {
+            drop(s);
+            // Whatever the spin sees, the lock below orders the workers' writes before
+            // our return: they decrement `pending` under it.
+            spin_until(|| shared.pending.load(Ordering::Acquire) == 0);
+            s = lock(&shared.state);
+            while s.pending > 0 {
+                s = shared.done.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
         }
-        s.job = None;
         let theirs = s.panicked;
         drop(s);
         if let Err(payload) = mine {
@@ -169,8 +222,9 @@ impl Pool {
 
 fn worker(shared: &Shared, index: usize) {
     let mut seen = 0u64;
-    let mut s = lock(&shared.state);
     loop {
+        spin_until(|| shared.epoch.load(Ordering::Acquire) != seen);
+        let mut s = lock(&shared.state);
         while s.epoch == seen && !s.quit {
             s = shared.work.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
@@ -181,14 +235,16 @@ fn worker(shared: &Shared, index: usize) {
         // Too late (the caller has finished): skip this job.
         let Some(JobPtr(job)) = s.job else { continue };
         s.pending += 1;
+        shared.pending.store(s.pending, Ordering::Relaxed);
         drop(s);
         // SAFETY: `Pool::run` keeps the job alive until `pending` reaches zero, which
         // needs this worker's decrement below.
         #[allow(unsafe_code)]
         let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(index) }));
-        s = lock(&shared.state);
+        let mut s = lock(&shared.state);
         s.panicked |= result.is_err();
         s.pending -= 1;
+        shared.pending.store(s.pending, Ordering::Release);
         if s.pending == 0 {
             shared.done.notify_one();
         }
@@ -198,6 +254,8 @@ fn worker(shared: &Shared, index: usize) {
 impl Drop for Pool {
     fn drop(&mut self) {
         lock(&self.shared.state).quit = true;
+        // Wakes the spinning workers too: they take the lock and see `quit`.
+        self.shared.epoch.fetch_add(1, Ordering::Release);
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {
             let _ = w.join();

@@ -865,14 +865,24 @@ fn linear_rank1_update_matches_naive() {
 }
 
 /// The pool-split GEMMs and update equal the serial ones bit for bit, for 1–3
-/// threads, on shapes that split (and ragged ones that do not split evenly).
+/// threads, on shapes that split (and ragged ones that do not split evenly): B shared
+/// over several k blocks (k > KC) and, at 2100×2050, too large to share (each piece
+/// packs its own).
 #[test]
 fn par_gemms_and_update_are_bit_identical_to_serial() {
     use idmlp_kernels::{par, pool::Pool};
     let mut pack = common::pack();
+    let shapes = [
+        (1, 794, 794),
+        (37, 100, 90),
+        (128, 64, 200),
+        (200, 7, 130),
+        (50, 700, 300),
+        (14, 2100, 2050),
+    ];
     for threads in [1, 2, 3] {
         let pool = Pool::new(threads);
-        for &(m, k, n) in &[(1, 794, 794), (37, 100, 90), (128, 64, 200), (200, 7, 130)] {
+        for &(m, k, n) in &shapes {
             let mut rng = Rng::new((m * 7 + k * 3 + n) as u64);
             for beta in [0.0, 1.0] {
                 let c0 = rng.vec(m * n, -1.0, 1.0);
