@@ -450,8 +450,9 @@ impl<'t> Graph<'t> {
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad || b.needs_grad);
         let ([xv, wv, bv], ov, mut gemm) = self.operands_and_pack([x, w, b], out);
-        k::bias_forward(ov, bv, x.rows, w.rows);
-        gemm.run(ABT, x.rows, x.cols, w.rows, 1.0, xv, wv, 1.0, ov);
+        let n = w.rows;
+        gemm.rows(ov, x.rows, n, &|_, o| k::bias_forward(o, bv, rows_in(o.len(), n), n));
+        gemm.run(ABT, x.rows, x.cols, n, 1.0, xv, wv, 1.0, ov);
         self.tape.record(Op::Linear { x, w, b, out });
         out
     }
@@ -466,8 +467,12 @@ impl<'t> Graph<'t> {
             a.cols
         );
         let out = self.tape.alloc(a.rows, a.cols, a.needs_grad);
-        let ([av], ov) = self.operands([a], out);
-        k::relu_forward(ov, av, a.rows, a.cols, cols.clone());
+        let ([av], ov, gemm) = self.operands_and_pack([a], out);
+        let n = a.cols;
+        gemm.rows(ov, a.rows, n, &|r0, h| {
+            let rows = rows_in(h.len(), n);
+            k::relu_forward(h, &av[r0 * n..][..h.len()], rows, n, cols.clone());
+        });
         self.tape.record(Op::Relu { a, out, start: cols.start, end: cols.end, at_zero });
         out
     }
@@ -843,11 +848,30 @@ fn read<'a>(values: &'a [f32], params: &'a [f32], node: Node) -> &'a [f32] {
     }
 }
 
-/// Where GEMMs (and parameter updates) run: on the calling thread with the tape's
-/// packing workspace, or split across the tape's pool (bit-identical either way).
+/// Where GEMMs (and parameter updates and row-wise kernels) run: on the calling thread
+/// with the tape's packing workspace, or split across the tape's pool (bit-identical
+/// either way).
 struct Gemms<'a> {
     pack: &'a mut [f32],
     pool: Option<&'a k::pool::Pool>,
+}
+
+/// A row-wise kernel over a piece of an output: `(first_row, piece)`.
+type RowJob<'f> = dyn Fn(usize, &mut [f32]) + Sync + 'f;
+
+/// Runs the row-wise `f` over `out` (`rows` rows of `row` floats): split across `pool`
+/// ([`k::par::rows`]) when there is one, else as one call. Each row is computed the
+/// same way either way, so the bits do not depend on the thread count.
+fn rows_on(pool: Option<&k::pool::Pool>, out: &mut [f32], rows: usize, row: usize, f: &RowJob<'_>) {
+    match pool {
+        Some(pool) => k::par::rows(pool, out, rows, row, f),
+        None => f(0, out),
+    }
+}
+
+/// Rows in a piece of `len` floats of a `cols`-wide matrix (0 when `cols` is 0).
+fn rows_in(len: usize, cols: usize) -> usize {
+    len.checked_div(cols).unwrap_or(0)
 }
 
 /// A serial GEMM wrapper ([`k::gemm_ab`], …).
@@ -880,6 +904,11 @@ impl Gemms<'_> {
             Some(pool) => pooled(pool, m, kk, n, alpha, a, b, beta, c),
             None => serial(m, kk, n, alpha, a, b, beta, c, self.pack),
         }
+    }
+
+    /// `f(first_row, piece)` over pieces of `out`'s rows ([`rows_on`]).
+    fn rows(&self, out: &mut [f32], rows: usize, row: usize, f: &RowJob<'_>) {
+        rows_on(self.pool, out, rows, row, f);
     }
 
     /// [`k::Update::apply`].
@@ -915,7 +944,8 @@ impl<'a> Grads<'a> {
     /// Zeroes the arena gradients from `start` up to what is already zeroed.
     fn zero_from(&mut self, start: usize) {
         if start < self.zeroed_from {
-            self.arena[start..self.zeroed_from].fill(0.0);
+            let stretch = &mut self.arena[start..self.zeroed_from];
+            rows_on(self.gemm.pool, stretch, stretch.len(), 1, &|_, z| z.fill(0.0));
             self.zeroed_from = start;
         }
     }
@@ -1021,16 +1051,22 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
         Op::Relu { a, out, start, end, at_zero } => {
             // out = relu(a) on start..end  ⇒  da += dout · relu′(a) there, da += dout elsewhere
             if a.needs_grad {
+                let pool = d.gemm.pool;
                 let (da, dout) = d.split(a, out);
-                k::relu_backward(
-                    da,
-                    dout,
-                    read(values, params, a),
-                    a.rows,
-                    a.cols,
-                    start..end,
-                    at_zero,
-                );
+                let (av, n) = (read(values, params, a), a.cols);
+                rows_on(pool, da, a.rows, n, &|r0, da| {
+                    let piece = r0 * n..r0 * n + da.len();
+                    let rows = rows_in(da.len(), n);
+                    k::relu_backward(
+                        da,
+                        &dout[piece.clone()],
+                        &av[piece],
+                        rows,
+                        n,
+                        start..end,
+                        at_zero,
+                    );
+                });
             }
         }
         Op::PadCols { x, out } => {

@@ -13,10 +13,11 @@
 //! split by columns of C instead, which packs it once, makes every thread re-pack A
 //! and leaves C in column pieces to be copied together afterwards.
 //!
-//! A call is cut into a few pieces per thread ([`PIECES_PER_THREAD`]), claimed in
-//! order by whichever thread is free: a core that runs slower (a busy neighbour on a
-//! shared host, a cold cache) then takes fewer pieces instead of holding the others
-//! up at the end of the call.
+//! A product is cut into pieces of decreasing size ([`Cuts::guided`]: each about what
+//! is left ÷ 2·threads), claimed in order by whichever thread is free: a core that
+//! runs slower (a busy neighbour on a shared host, a cold cache, a worker that wakes
+//! late) takes fewer pieces, and the small last pieces let the threads finish
+//! together instead of one waiting out the other's last big piece.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,11 +34,6 @@ const MIN_SPLIT_FMAS: usize = 1 << 18;
 /// already saturates this machine's memory bandwidth, and two made the batch-1 step
 /// 0.7–1.0× as fast; kept (and tested) for machines where it pays.
 const SPLIT_ONE_ROW: bool = false;
-
-/// Pieces per thread of a split call. More pieces balance uneven cores better; each
-/// piece re-reads the shared B̃ from cache, and an Ã micro-panel per piece is partly
-/// empty when its rows are not a multiple of [`MR`].
-pub const PIECES_PER_THREAD: usize = 2;
 
 /// The largest packed B (floats) shared through [`Pool::packed_b`]: 16 MiB, the
 /// 794×794 weight fits 6 times over. A larger B falls back to each thread packing
@@ -56,24 +52,60 @@ fn take<'c>(slot: &Slot<'c>) -> Option<(usize, &'c mut [f32])> {
     slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }
 
-/// How many pieces a call on `pool` over `rows` rows (in units of `unit`) is cut into.
-fn pieces_for(pool: &Pool, rows: usize, unit: usize) -> usize {
-    (pool.threads() * PIECES_PER_THREAD).min(rows.div_ceil(unit.max(1))).clamp(1, MAX_PIECES)
+/// Where a call cuts `0..len` (rows, or elements): piece `i` is
+/// `bounds[i]..bounds[i + 1]`, for `i < count`.
+struct Cuts {
+    bounds: [usize; MAX_PIECES + 1],
+    count: usize,
 }
 
-/// `c` cut into `pieces` row pieces of `row` floats per row, at multiples of `unit`
-/// rows, each behind its own (never contended) lock so that a shared job can take it.
-fn row_pieces(
-    c: &mut [f32],
-    rows: usize,
-    row: usize,
-    pieces: usize,
-    unit: usize,
-) -> [Slot<'_>; MAX_PIECES] {
+impl Cuts {
+    /// `parts` pieces of equal size at multiples of `unit` (the last takes the rest).
+    fn even(len: usize, parts: usize, unit: usize) -> Cuts {
+        let count = parts.clamp(1, MAX_PIECES);
+        let mut bounds = [len; MAX_PIECES + 1];
+        for (i, b) in bounds.iter_mut().enumerate().take(count) {
+            *b = piece(len, count, unit, i).start;
+        }
+        Cuts { bounds, count }
+    }
+
+    /// Guided self-scheduling for `threads` threads: each piece is what is left ÷
+    /// `2·threads` (rounded up), at multiples of `unit` and at least `min_units`
+    /// units. Big pieces first keep the per-piece cost (re-reading a shared B̃, a
+    /// claim) low; small ones last let the threads finish within a small piece of each
+    /// other. 128 rows on 2 threads in units of 6: 36, 24, 18, 18, 12, 12, 8.
+    fn guided(len: usize, threads: usize, unit: usize, min_units: usize) -> Cuts {
+        let units = len.div_ceil(unit.max(1));
+        let mut bounds = [len; MAX_PIECES + 1];
+        bounds[0] = 0;
+        let (mut done, mut count) = (0, 0);
+        while done < units {
+            let left = units - done;
+            let take = if count + 1 == MAX_PIECES {
+                left
+            } else {
+                left.div_ceil(2 * threads.max(1)).max(min_units).min(left)
+            };
+            done += take;
+            count += 1;
+            bounds[count] = (done * unit).min(len);
+        }
+        Cuts { bounds, count: count.max(1) }
+    }
+
+    fn get(&self, i: usize) -> core::ops::Range<usize> {
+        self.bounds[i]..self.bounds[i + 1]
+    }
+}
+
+/// `c` (`row` floats per row) cut at `cuts`, each piece behind its own (never
+/// contended) lock so that a shared job can take it.
+fn row_pieces<'c>(c: &'c mut [f32], row: usize, cuts: &Cuts) -> [Slot<'c>; MAX_PIECES] {
     let mut out: [Slot<'_>; MAX_PIECES] = core::array::from_fn(|_| Mutex::new(None));
     let mut rest = c;
-    for (i, slot) in out.iter_mut().enumerate().take(pieces) {
-        let r = piece(rows, pieces, unit, i);
+    for (i, slot) in out.iter_mut().enumerate().take(cuts.count) {
+        let r = cuts.get(i);
         let (mine, tail) = core::mem::take(&mut rest).split_at_mut(r.len() * row);
         *slot.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((r.start, mine));
         rest = tail;
@@ -81,23 +113,22 @@ fn row_pieces(
     out
 }
 
-/// Runs `f(thread, first_row, piece)` on each of `pieces` row pieces of `c`; pieces
-/// are claimed in order by whichever thread is free (the caller does them all if the
-/// workers are late), and `thread` names the packing workspace to use.
+/// Runs `f(thread, first_row, piece)` on each piece of `c` (`row` floats per row, cut
+/// at `cuts`); pieces are claimed in order by whichever thread is free (the caller
+/// does them all if the workers are late), and `thread` names the packing workspace
+/// to use.
 fn split_rows(
     pool: &Pool,
     c: &mut [f32],
-    rows: usize,
     row: usize,
-    unit: usize,
-    pieces: usize,
+    cuts: &Cuts,
     f: &(dyn Fn(usize, usize, &mut [f32]) + Sync),
 ) {
-    let slots = row_pieces(c, rows, row, pieces, unit);
+    let slots = row_pieces(c, row, cuts);
     let next = AtomicUsize::new(0);
     // Pieces are claimed, not assigned: a worker that wakes late finds them taken.
     pool.run(&|t| {
-        while let Some(slot) = slots[..pieces].get(next.fetch_add(1, Ordering::Relaxed)) {
+        while let Some(slot) = slots[..cuts.count].get(next.fetch_add(1, Ordering::Relaxed)) {
             if let Some((start, c)) = take(slot) {
                 f(t, start, c);
             }
@@ -127,8 +158,8 @@ fn pack_shared_b(
         return;
     }
     if csb != 1 {
-        let pieces = pool.threads().min(panels);
-        return split_rows(pool, packed, panels, per_panel, 1, pieces, &|_, q0, dst| {
+        let cuts = Cuts::even(panels, pool.threads().min(panels), 1);
+        return split_rows(pool, packed, per_panel, &cuts, &|_, q0, dst| {
             pack_b_panels(k, n, b, rsb, csb, q0..q0 + dst.len() / per_panel, dst);
         });
     }
@@ -192,11 +223,12 @@ fn split_rows_shared_b(
     beta: f32,
     c: &mut [f32],
 ) {
-    let pieces = pieces_for(pool, m, MR);
+    // At least two tiles of rows per piece: each piece streams all of B̃ from cache.
+    let cuts = Cuts::guided(m, pool.threads(), MR, 2);
     let len = packed_b_len(k, n);
     if len > MAX_SHARED_B {
         let (b, rsb, csb) = b;
-        return split_rows(pool, c, m, n, MR, pieces, &|t, r0, c| {
+        return split_rows(pool, c, n, &cuts, &|t, r0, c| {
             let (a, rsa, csa) = a_from(r0);
             #[rustfmt::skip]
             crate::sgemm::sgemm(
@@ -214,7 +246,7 @@ fn split_rows_shared_b(
     let packed = aligned(&mut shared, len);
     pack_shared_b(pool, k, n, b, packed);
     let packed: &[f32] = packed;
-    split_rows(pool, c, m, n, MR, pieces, &|t, r0, c| {
+    split_rows(pool, c, n, &cuts, &|t, r0, c| {
         let (a, rsa, csa) = a_from(r0);
         #[rustfmt::skip]
         sgemm_packed_b(
@@ -276,7 +308,7 @@ pub fn gemm_abt(
     check_len("par::gemm_abt B", b.len(), n, k);
     if m == 1 && SPLIT_ONE_ROW {
         // C is one row: its columns are contiguous pieces.
-        return split_rows(pool, c, n, 1, 16, pool.threads(), &|t, j0, c| {
+        return split_rows(pool, c, 1, &Cuts::even(n, pool.threads(), 16), &|t, j0, c| {
             let cols = c.len();
             gemm::gemm_abt(
                 1,
@@ -323,6 +355,28 @@ pub fn gemm_atb(
     split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0..], 1, m), (b, n, 1), beta, c);
 }
 
+/// Runs `f(first_row, piece)` on pieces of `out` (`rows` rows of `row` floats) across
+/// `pool`, a few per thread: for row-wise kernels (the bias broadcast, relu and its
+/// backward, zeroing) whose rows are independent, so that the pieces give the bits of
+/// one call over all rows. Small outputs (below 2¹⁵ floats per thread) run as one call
+/// on this thread.
+pub fn rows(
+    pool: &Pool,
+    out: &mut [f32],
+    rows: usize,
+    row: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    check_len("par::rows out", out.len(), rows, row);
+    if pool.threads() == 1 || out.len() < pool.threads() * MIN_SPLIT_ELEMS {
+        return f(0, out);
+    }
+    // Pieces of at least 16 floats' worth of rows, so no two share a cache line's work.
+    let unit = 16usize.div_ceil(row.max(1));
+    let cuts = Cuts::guided(rows, pool.threads(), unit, 1);
+    split_rows(pool, out, row, &cuts, &|_, r0, piece| f(r0, piece));
+}
+
 /// [`Update::apply`] on `pool`: the range split into one contiguous piece per thread.
 /// Element-wise, so bit-identical to the serial call.
 #[track_caller]
@@ -339,7 +393,8 @@ pub fn update(
     }
     assert_eq!(range.len(), grads.len(), "par::update: range and grads differ in length");
     let len = range.len();
-    split_update(pool, update, range, params, len, 1, 16, threads, &|_, start, p, u| {
+    let cuts = Cuts::even(len, threads, 16);
+    split_update(pool, update, range, params, 1, &cuts, &|_, start, p, u| {
         u.apply(0..p.len(), p, &grads[start..start + p.len()]);
     });
 }
@@ -347,20 +402,17 @@ pub fn update(
 /// The job [`split_update`] runs on each piece: `(thread, first_row, piece, update)`.
 type PieceJob<'f> = dyn Fn(usize, usize, &mut [f32], &mut Update<'_>) + Sync + 'f;
 
-/// Runs `f(thread, first_row, piece, update)` on each of `pieces` pieces of
-/// `params[range]` (`rows` rows of `row` values, cut at multiples of `unit` rows), each
-/// with an [`Update`] over the same rows of the moments. Pieces are claimed like
-/// [`split_rows`]'s, and `thread` names the packing workspace to use.
-#[allow(clippy::too_many_arguments)]
+/// Runs `f(thread, first_row, piece, update)` on each piece of `params[range]` (`row`
+/// values per row, cut at `cuts`), each with an [`Update`] over the same rows of the
+/// moments. Pieces are claimed like [`split_rows`]'s, and `thread` names the packing
+/// workspace to use.
 fn split_update(
     pool: &Pool,
     update: &mut Update<'_>,
     range: core::ops::Range<usize>,
     params: &mut [f32],
-    rows: usize,
     row: usize,
-    unit: usize,
-    pieces: usize,
+    cuts: &Cuts,
     f: &PieceJob<'_>,
 ) {
     let rule = update.rule;
@@ -368,7 +420,7 @@ fn split_update(
     let p = &mut params[range.clone()];
     let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
     let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
-    let cut = |s| row_pieces(s, rows, row, pieces, unit);
+    let cut = |s| row_pieces(s, row, cuts);
     let none = || core::array::from_fn(|_| Mutex::new(None));
     let pp = cut(p);
     let ff = if moments >= 1 { cut(first) } else { none() };
@@ -377,7 +429,7 @@ fn split_update(
     pool.run(&|t| {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= pieces {
+            if i >= cuts.count {
                 break;
             }
             let Some((start, p)) = take(&pp[i]) else { continue };
@@ -414,8 +466,8 @@ pub fn linear_batch(
     let packed = aligned(&mut shared, len);
     pack_shared_b(pool, batch, k, (x, k, 1), packed);
     let packed: &[f32] = packed;
-    let pieces = pieces_for(pool, n, MR);
-    split_update(pool, update, range, params, n, k, MR, pieces, &|t, r0, w, u| {
+    let cuts = Cuts::guided(n, pool.threads(), MR, 1);
+    split_update(pool, update, range, params, k, &cuts, &|t, r0, w, u| {
         let rows = w.len() / k.max(1);
         // Rows r0.. of dYᵀ are columns r0.. of dY: a strided view.
         #[rustfmt::skip]
@@ -530,5 +582,48 @@ pub fn linear_rank1(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cuts, MAX_PIECES};
+
+    /// The pieces tile `0..len` in order, each but the last a multiple of `unit`.
+    fn check_tiles(cuts: &Cuts, len: usize, unit: usize) {
+        assert!((1..=MAX_PIECES).contains(&cuts.count));
+        assert_eq!(cuts.get(0).start, 0);
+        assert_eq!(cuts.get(cuts.count - 1).end, len);
+        for i in 0..cuts.count {
+            let r = cuts.get(i);
+            assert!(r.start <= r.end, "piece {i}: {r:?}");
+            if i + 1 < cuts.count {
+                assert_eq!(r.end, cuts.get(i + 1).start);
+                assert_eq!(r.len() % unit, 0, "piece {i}: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn guided_pieces_shrink_and_tile_the_range() {
+        let cuts = Cuts::guided(128, 2, 6, 2);
+        let sizes: Vec<_> = (0..cuts.count).map(|i| cuts.get(i).len()).collect();
+        assert_eq!(sizes, [36, 24, 18, 18, 12, 12, 8]);
+        for (len, threads, unit, min) in
+            [(0, 2, 6, 1), (5, 2, 6, 2), (794, 2, 6, 1), (1 << 20, 16, 1, 1)]
+        {
+            let cuts = Cuts::guided(len, threads, unit, min);
+            check_tiles(&cuts, len, unit);
+            for i in 1..cuts.count.saturating_sub(1) {
+                assert!(cuts.get(i).len() <= cuts.get(i - 1).len(), "{len}: piece {i} grew");
+            }
+        }
+    }
+
+    #[test]
+    fn even_pieces_tile_the_range() {
+        for (len, parts, unit) in [(0, 2, 16), (100, 3, 16), (794, 2, 6), (5, 4, 1)] {
+            check_tiles(&Cuts::even(len, parts, unit), len, unit);
+        }
     }
 }
