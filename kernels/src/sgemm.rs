@@ -153,8 +153,14 @@ pub fn sgemm(
     run(portable::Portable, args, c, pack);
 }
 
-/// Floats that a `k×n` B takes packed whole ([`pack_b_panels`]): `⌈n/NR⌉` panels of
-/// `k·NR` floats (the last zero-padded to NR columns).
+/// Floats that a `k×n` B takes packed whole: `k` steps of `⌈n/NR⌉` panels of NR
+/// floats (the last panel zero-padded).
+///
+/// The layout, which [`sgemm_packed_b`] and [`sgemm_stripes_packed_b`] read, is
+/// block-major: for each k block of [`packed_b_blocks`], in order, the B̃ that
+/// [`sgemm`] itself would pack for it. Block `steps` starts at
+/// `steps.start·⌈n/NR⌉·NR`; within it panel `q` (columns `q·NR..`) starts at
+/// `q·steps.len()·NR`, and its step `p` at `p·NR` from there.
 ///
 /// # Panics
 ///
@@ -166,41 +172,57 @@ pub fn packed_b_len(k: usize, n: usize) -> usize {
         .unwrap_or_else(|| panic!("sgemm: a packed {k}×{n} B overflows usize"))
 }
 
-/// Packs panels `panels` of the `k×n` B (strides as in [`sgemm`]; panel `q` is columns
-/// `q·NR..(q + 1)·NR`, zero-padded past `n`) into `dst`, which must be exactly
-/// `panels.len()·k·NR` floats: the stretch from `panels.start·k·NR` of the whole
-/// packed B ([`packed_b_len`]`(k, n)` floats), whose layout [`sgemm_packed_b`] and
-/// [`sgemm_stripes_packed_b`] read.
+/// The k blocks of a product with shared dimension `k`: the ranges of B's rows (k
+/// steps) that [`sgemm`] packs and multiplies one at a time, in order, and so the
+/// blocks of a packed B ([`packed_b_len`]).
+pub fn packed_b_blocks(k: usize) -> impl Iterator<Item = core::ops::Range<usize>> {
+    // Multiples of 8 keep the AVX2 transposing packer on full 8×8 blocks.
+    let step = if k == 0 { 1 } else { even_step(k, KC, 8) };
+    (0..k).step_by(step).map(move |p| p..(p + step).min(k))
+}
+
+/// Packs panels `panels` of the k block `steps` of the `k×n` B (strides as in
+/// [`sgemm`]; panel `q` is columns `q·NR..(q + 1)·NR`, zero-padded past `n`) into
+/// `dst`, exactly `panels.len()·steps.len()·NR` floats: the stretch of the packed B
+/// ([`packed_b_len`]) at `steps.start·⌈n/NR⌉·NR + panels.start·steps.len()·NR`.
+/// `steps` must be one of [`packed_b_blocks`]`(k)` for the packed B to be read right.
 ///
-/// Why by panels: so that several threads can pack one B together, each into its own
+/// Why by pieces: so that several threads can pack one B together, each into its own
 /// disjoint stretch, and then share it (`crate::par`). The packed values are copies,
 /// so how B is cut makes no difference to them.
 ///
 /// # Panics
 ///
-/// If `panels` reaches past B's last panel, if `dst` has the wrong length, or if `b`
-/// is too short for its dimensions and strides.
+/// If `steps` reaches past `k` or `panels` past B's last panel, if `dst` has the wrong
+/// length, or if `b` is too short for its dimensions and strides.
 #[track_caller]
+#[allow(clippy::too_many_arguments)]
 pub fn pack_b_panels(
     k: usize,
     n: usize,
     b: &[f32],
     rsb: usize,
     csb: usize,
+    steps: core::ops::Range<usize>,
     panels: core::ops::Range<usize>,
     dst: &mut [f32],
 ) {
+    assert!(
+        steps.start <= steps.end && steps.end <= k,
+        "pack_b_panels: steps {steps:?} of a B with {k} rows"
+    );
     assert!(
         panels.start <= panels.end && panels.end <= n.div_ceil(NR),
         "pack_b_panels: panels {panels:?} of a B with {} columns ({} panels)",
         n,
         n.div_ceil(NR)
     );
-    let need = panels.len() * NR * k;
+    let need = panels.len() * NR * steps.len();
     assert!(
         dst.len() == need,
-        "pack_b_panels: {} panels of {k} steps need {need} floats, dst has {}",
+        "pack_b_panels: {} panels of {} steps need {need} floats, dst has {}",
         panels.len(),
+        steps.len(),
         dst.len()
     );
     check_operand("B", b.len(), k, n, rsb, csb);
@@ -208,18 +230,19 @@ pub fn pack_b_panels(
         return;
     }
     let j0 = panels.start * NR;
-    let cols = n.min(panels.end * NR) - j0;
+    let (kc, nc, b0) = (steps.len(), n.min(panels.end * NR) - j0, steps.start * rsb + j0 * csb);
     #[cfg(target_arch = "x86_64")]
     if let Some(isa) = avx2::Avx2Fma::detect() {
-        return isa.pack_b(k, cols, b, j0 * csb, rsb, csb, dst);
+        return isa.pack_b(kc, nc, b, b0, rsb, csb, dst);
     }
-    portable::Portable.pack_b(k, cols, b, j0 * csb, rsb, csb, dst);
+    portable::Portable.pack_b(kc, nc, b, b0, rsb, csb, dst);
 }
 
 /// Packs steps (rows of B) `steps` of panels `q0..q0 + dst.len()` of a **row-major**
-/// `k×n` B (row stride `rsb`, column stride 1) into `dst[i]`: the stretch of panel
-/// `q0 + i` for those steps, `steps.len()·NR` floats at offset `steps.start·NR` of
-/// that panel in the layout of [`pack_b_panels`].
+/// `k×n` B (row stride `rsb`, column stride 1) into `dst[i]`: panel `q0 + i`'s
+/// stretch for those steps, `steps.len()·NR` floats. In a packed B those steps lie in
+/// one k block, and `dst[i]` starts at their offset (`(p − block start)·NR`) inside
+/// that block's panel `q0 + i` (see [`packed_b_len`]).
 ///
 /// Why: threads sharing one packed B cut a row-major B by bands of its rows, each
 /// read as one stream; cut by panels (bands of columns), each thread reads half of
@@ -261,8 +284,8 @@ pub fn pack_b_steps(
     pack::pack_b_steps(n, b, rsb, steps.start, steps.len(), q0, dst);
 }
 
-/// [`sgemm`] with B given packed whole by [`pack_b_panels`] (all its panels,
-/// [`packed_b_len`]`(k, n)` floats), so that one packing of B serves several calls:
+/// [`sgemm`] with B given packed whole ([`packed_b_len`]`(k, n)` floats, filled by
+/// [`pack_b_panels`] or [`pack_b_steps`]), so that one packing of B serves several calls:
 /// one per piece of C's rows, on several threads. The bits are those of [`sgemm`]
 /// (same packed values, same tiles, same k order).
 ///
@@ -363,7 +386,7 @@ pub fn sgemm_stripes(
     );
 }
 
-/// [`sgemm_stripes`] with B given packed whole by [`pack_b_panels`], so that one
+/// [`sgemm_stripes`] with B given packed whole ([`packed_b_len`]), so that one
 /// packing of B serves several calls (one per piece of C's rows, on several threads).
 /// Same bits as [`sgemm_stripes`].
 ///
@@ -463,8 +486,7 @@ enum BSource<'a> {
     /// B itself, addressed by strides: each `kc×nc` block is packed into the
     /// workspace just before use.
     Strided { b: &'a [f32], rsb: usize, csb: usize },
-    /// B already packed whole by [`pack_b_panels`]: panel `q` (columns `q·NR..`) holds
-    /// all k steps at `q·k·NR`, so the block of k steps `pc..` is at `q·k·NR + pc·NR`.
+    /// B already packed whole, block-major (see [`packed_b_len`]).
     Packed(&'a [f32]),
 }
 
@@ -645,7 +667,7 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
     let (bpack, apack) = pack[offset..offset + KC * NC + MC * KC].split_at_mut(KC * NC);
 
     let nc_step = even_step(p.n, NC, NR);
-    // Multiples of 8 keep the AVX2 transposing packer on full 8×8 blocks.
+    // The blocks of `packed_b_blocks`.
     let kc_step = even_step(p.k, KC, 8);
     let mc_step = even_step(p.m, MC, MR);
 
@@ -654,20 +676,21 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
         for pc in (0..p.k).step_by(kc_step) {
             let kc = kc_step.min(p.k - pc);
             let beta = if pc == 0 { p.beta } else { 1.0 };
-            // B̃'s micro-panel q (columns jc + q·NR..) starts at q·stride + skip.
-            let (btilde, stride, skip): (&[f32], usize, usize) = match p.b {
+            // B̃'s micro-panel q (columns jc + q·NR..) starts at q·kc·NR = jr·kc.
+            let btilde: &[f32] = match p.b {
                 BSource::Strided { b, rsb, csb } => {
                     kern.pack_b(kc, nc, b, pc * rsb + jc * csb, rsb, csb, bpack);
-                    (bpack, kc * NR, 0)
+                    bpack
                 }
-                BSource::Packed(packed) => (&packed[jc * p.k..], p.k * NR, pc * NR),
+                // This k block's B̃, from its panel jc / NR.
+                BSource::Packed(packed) => &packed[pc * p.n.div_ceil(NR) * NR + jc * kc..],
             };
             for ic in (0..p.m).step_by(mc_step) {
                 let mc = mc_step.min(p.m - ic);
                 pack::pack_a(mc, kc, p.a, ic * p.rsa + pc * p.csa, p.rsa, p.csa, apack);
                 for jr in (0..nc).step_by(NR) {
                     let cols = NR.min(nc - jr);
-                    let b_panel = &btilde[(jr / NR) * stride + skip..][..kc * NR];
+                    let b_panel = &btilde[jr * kc..(jr + NR) * kc];
                     for ir in (0..mc).step_by(MR) {
                         let a_panel = &apack[ir * kc..(ir + MR) * kc];
                         let tile = Tile {

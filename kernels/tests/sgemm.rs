@@ -12,8 +12,9 @@ use std::cell::Cell;
 
 use common::{Rng, gamma};
 use idmlp_kernels::sgemm::{
-    KC, MC, MR, NC, NR, PACK_LEN, pack_b_panels, pack_b_steps, packed_b_len, sgemm,
-    sgemm_kernel_name, sgemm_packed_b, sgemm_portable, sgemm_stripes, sgemm_stripes_packed_b,
+    KC, MC, MR, NC, NR, PACK_LEN, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len,
+    sgemm, sgemm_kernel_name, sgemm_packed_b, sgemm_portable, sgemm_stripes,
+    sgemm_stripes_packed_b,
 };
 
 // ---------------------------------------------------------------------------------
@@ -569,32 +570,39 @@ fn broadcast_operands_are_allowed() {
 // ---------------------------------------------------------------------------------
 // B packed once, shared by several calls
 
-/// B (`k×n`) packed whole three ways: in one call, by three bands of panels, and (when
-/// row-major) by three bands of steps. Asserts the three agree, returns the packing.
+/// B (`k×n`) packed whole three ways, block by block: each block in one call, by three
+/// bands of panels, and (when row-major) by three bands of steps. Asserts the three
+/// agree, returns the packing.
 fn pack_three_ways(k: usize, n: usize, b: &[f32], rsb: usize, csb: usize) -> Vec<f32> {
     let len = packed_b_len(k, n);
     let panels = n.div_ceil(NR);
-    let mut whole = vec![f32::NAN; len];
-    pack_b_panels(k, n, b, rsb, csb, 0..panels, &mut whole);
-    let mut by_panels = vec![f32::NAN; len];
-    let mut rest = &mut by_panels[..];
-    for i in 0..3 {
-        let q = panels * i / 3..panels * (i + 1) / 3;
-        let (mine, tail) = rest.split_at_mut(q.len() * k * NR);
-        pack_b_panels(k, n, b, rsb, csb, q, mine);
-        rest = tail;
+    let (mut whole, mut by_panels, mut by_steps) =
+        (vec![f32::NAN; len], vec![f32::NAN; len], vec![f32::NAN; len]);
+    for steps in packed_b_blocks(k) {
+        let block = steps.start * panels * NR..steps.end * panels * NR;
+        let kc = steps.len();
+        pack_b_panels(k, n, b, rsb, csb, steps.clone(), 0..panels, &mut whole[block.clone()]);
+        let mut rest = &mut by_panels[block.clone()];
+        for i in 0..3 {
+            let q = panels * i / 3..panels * (i + 1) / 3;
+            let (mine, tail) = rest.split_at_mut(q.len() * kc * NR);
+            pack_b_panels(k, n, b, rsb, csb, steps.clone(), q, mine);
+            rest = tail;
+        }
+        if csb == 1 {
+            let cuts = [0, kc / 3, 2 * kc / 3, kc];
+            for w in cuts.windows(2) {
+                let mut dst: Vec<&mut [f32]> = by_steps[block.clone()]
+                    .chunks_exact_mut(kc * NR)
+                    .map(|panel| &mut panel[w[0] * NR..w[1] * NR])
+                    .collect();
+                let band = steps.start + w[0]..steps.start + w[1];
+                pack_b_steps(k, n, b, rsb, band, 0, &mut dst);
+            }
+        }
     }
     assert!(bits_equal(&whole, &by_panels), "{k}×{n}: packed by panels differs");
     if csb == 1 {
-        let mut by_steps = vec![f32::NAN; len];
-        let cuts = [0, k / 3, 2 * k / 3, k];
-        for w in cuts.windows(2) {
-            let mut dst: Vec<&mut [f32]> = by_steps
-                .chunks_exact_mut(k * NR)
-                .map(|panel| &mut panel[w[0] * NR..w[1] * NR])
-                .collect();
-            pack_b_steps(k, n, b, rsb, w[0]..w[1], 0, &mut dst);
-        }
         assert!(bits_equal(&whole, &by_steps), "{k}×{n}: packed by steps differs");
     }
     whole
@@ -691,5 +699,5 @@ fn pack_b_steps_rejects_a_wrong_panel_length() {
 fn pack_b_panels_rejects_panels_past_b() {
     let b = vec![0.0; 4 * 20];
     let mut dst = vec![0.0; 3 * 4 * NR];
-    pack_b_panels(4, 20, &b, 20, 1, 0..3, &mut dst);
+    pack_b_panels(4, 20, &b, 20, 1, 0..4, 0..3, &mut dst);
 }

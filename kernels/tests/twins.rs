@@ -866,8 +866,8 @@ fn linear_rank1_update_matches_naive() {
 
 /// The pool-split GEMMs and update equal the serial ones bit for bit, for 1–3
 /// threads, on shapes that split (and ragged ones that do not split evenly): B shared
-/// over several k blocks (k > KC) and, at 2100×2050, too large to share (each piece
-/// packs its own).
+/// block by block over several k blocks (k > KC) and, at 320×13200, a block too large
+/// to share (each piece packs its own).
 #[test]
 fn par_gemms_and_update_are_bit_identical_to_serial() {
     use idmlp_kernels::{par, pool::Pool};
@@ -878,7 +878,8 @@ fn par_gemms_and_update_are_bit_identical_to_serial() {
         (128, 64, 200),
         (200, 7, 130),
         (50, 700, 300),
-        (14, 2100, 2050),
+        (14, 2100, 700),
+        (12, 320, 13200),
     ];
     for threads in [1, 2, 3] {
         let pool = Pool::new(threads);
