@@ -13,7 +13,7 @@
 //! split by columns of C instead, which packs it once, makes every thread re-pack A
 //! and leaves C in column pieces to be copied together afterwards.
 //!
-//! A product is cut into pieces of decreasing size ([`Cuts::guided`]: each about what
+//! A product is cut into pieces of decreasing size (`Cuts::guided`: each about what
 //! is left ÷ 2·threads), claimed in order by whichever thread is free: a core that
 //! runs slower (a busy neighbour on a shared host, a cold cache, a worker that wakes
 //! late) takes fewer pieces, and the small last pieces let the threads finish
