@@ -145,12 +145,7 @@ pub fn sgemm(
     pack: &mut [f32],
 ) {
     let b = BSource::Strided { b, rsb, csb };
-    let args = Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc };
-    #[cfg(target_arch = "x86_64")]
-    if let Some(isa) = avx2::Avx2Fma::detect() {
-        return run(isa, args, c, pack);
-    }
-    run(portable::Portable, args, c, pack);
+    run_dispatch(Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc }, c, pack);
 }
 
 /// Floats that a `k×n` B takes packed whole: `k` steps of `⌈n/NR⌉` panels of NR
@@ -311,12 +306,7 @@ pub fn sgemm_packed_b(
     pack: &mut [f32],
 ) {
     let b = BSource::Packed(packed_b);
-    let args = Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc };
-    #[cfg(target_arch = "x86_64")]
-    if let Some(isa) = avx2::Avx2Fma::detect() {
-        return run(isa, args, c, pack);
-    }
-    run(portable::Portable, args, c, pack);
+    run_dispatch(Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc }, c, pack);
 }
 
 /// Whether [`sgemm_stripes`] takes a product with shared dimension `k` and `n`
@@ -414,6 +404,16 @@ pub fn sgemm_stripes_packed_b(
         pack,
         sink,
     );
+}
+
+/// Runs [`run`] on this CPU's kernel.
+#[track_caller]
+fn run_dispatch(args: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = avx2::Avx2Fma::detect() {
+        return run(isa, args, c, pack);
+    }
+    run(portable::Portable, args, c, pack);
 }
 
 /// Checks that the product fits one block and runs [`stripes`] on this CPU's kernel.
