@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::optim::Update;
 use crate::pool::{MAX_PIECES, MAX_THREADS, Pool, piece};
 use crate::sgemm::{
-    MR, NR, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len, sgemm_packed_b,
+    MR, NR, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len, sgemm, sgemm_packed_b,
 };
 use crate::{check_len, gemm};
 
@@ -115,10 +115,31 @@ fn row_pieces<'c>(c: &'c mut [f32], row: usize, cuts: &Cuts) -> [Slot<'c>; MAX_P
     out
 }
 
+/// Runs `f(thread, index, piece)` once for each slot of `slots` that holds a piece, on
+/// `pool`: slots are claimed in order by whichever thread is free (the caller does
+/// them all if the workers are late: pieces are claimed, not assigned), and each
+/// piece is moved out of its slot by the thread that claimed it. `thread` names the
+/// packing workspace to use.
+fn claim_each<T: Send>(
+    pool: &Pool,
+    slots: &[Mutex<Option<T>>],
+    f: &(dyn Fn(usize, usize, T) + Sync),
+) {
+    let next = AtomicUsize::new(0);
+    pool.run(&|t| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else { break };
+            let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some(piece) = taken {
+                f(t, i, piece);
+            }
+        }
+    });
+}
+
 /// Runs `f(thread, first_row, piece)` on each piece of `c` (`row` floats per row, cut
-/// at `cuts`); pieces are claimed in order by whichever thread is free (the caller
-/// does them all if the workers are late), and `thread` names the packing workspace
-/// to use.
+/// at `cuts`), claimed as in [`claim_each`].
 fn split_rows(
     pool: &Pool,
     c: &mut [f32],
@@ -127,15 +148,7 @@ fn split_rows(
     f: &(dyn Fn(usize, usize, &mut [f32]) + Sync),
 ) {
     let slots = row_pieces(c, row, cuts);
-    let next = AtomicUsize::new(0);
-    // Pieces are claimed, not assigned: a worker that wakes late finds them taken.
-    pool.run(&|t| {
-        while let Some(slot) = slots[..cuts.count].get(next.fetch_add(1, Ordering::Relaxed)) {
-            if let Some((start, c)) = take(slot) {
-                f(t, start, c);
-            }
-        }
-    });
+    claim_each(pool, &slots[..cuts.count], &|t, _, (start, c)| f(t, start, c));
 }
 
 /// Panels per dispatch when a row-major B is packed by bands of rows: each thread's
@@ -206,16 +219,8 @@ fn pack_block_by_bands(
         let mut each = slices.iter_mut();
         let slots: [Mutex<Option<&mut [&mut [f32]]>>; MAX_THREADS] =
             core::array::from_fn(|_| Mutex::new(each.next().map(|s| &mut s[..group])));
-        let next = AtomicUsize::new(0);
-        pool.run(&|_| {
-            loop {
-                let t = next.fetch_add(1, Ordering::Relaxed);
-                let Some(slot) = slots[..bands].get(t) else { break };
-                let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-                if let Some(dst) = taken {
-                    pack_b_steps(k, n, b, rsb, band(t), q0, dst);
-                }
-            }
+        claim_each(pool, &slots[..bands], &|_, t, dst| {
+            pack_b_steps(k, n, b, rsb, band(t), q0, dst);
         });
     }
 }
@@ -234,7 +239,7 @@ type RowsOfA<'a> = dyn Fn(usize) -> (&'a [f32], usize, usize) + Sync + 'a;
 /// `C ← α·A·B + β·C` (`C: m×n` row-major, `A` from `a_from(row)`, `B: k×n` by
 /// strides) on `pool`, cut by rows of C, one k block at a time: the threads pack the
 /// block's B̃ together into the pool's buffer, then each piece of rows multiplies by
-/// it (β on the first block, 1 after, as in the serial loop nest). Why block by
+/// it (β on the first block, 1 after: per element, the serial loop nest's order). Why block by
 /// block rather than all of B at once: a block (≤ 1.25 MiB) is rewritten in place
 /// while still in cache; packing all of B first measured 1.6–2.4× the time of the
 /// serial call's own packing (0.55–0.75 ms for a 794×794 B).
@@ -252,44 +257,31 @@ fn split_rows_shared_b(
 ) {
     // At least two tiles of rows per piece: each piece streams all of B̃ from cache.
     let cuts = Cuts::guided(m, pool.threads(), MR, 2);
-    // The first k block is the largest.
+    // The first k block is the largest. One too large to share is packed by each
+    // piece from B itself, block by block all the same.
     let block_len = packed_b_blocks(k).next().map_or(0, |steps| packed_b_len(steps.len(), n));
-    if block_len > MAX_SHARED_B {
-        let (b, rsb, csb) = b;
-        return split_rows(pool, c, n, &cuts, &|t, r0, c| {
-            let (a, rsa, csa) = a_from(r0);
-            #[rustfmt::skip]
-            crate::sgemm::sgemm(
-                c.len() / n, k, n,
-                alpha,
-                a, rsa, csa,
-                b, rsb, csb,
-                beta,
-                c, n, 1,
-                &mut pool.pack(t),
-            );
-        });
-    }
-    let mut shared = pool.packed_b(block_len + 16);
-    let buf = aligned(&mut shared, block_len);
+    let share = block_len <= MAX_SHARED_B;
+    let mut shared = pool.packed_b(if share { block_len + 16 } else { 0 });
+    let buf = aligned(&mut shared, if share { block_len } else { 0 });
+    let (b, rsb, csb) = b;
     for steps in packed_b_blocks(k) {
         let kc = steps.len();
-        let packed = &mut buf[..packed_b_len(kc, n)];
-        pack_shared_block(pool, k, n, b, steps.clone(), packed);
-        let packed: &[f32] = packed;
+        let packed = if share {
+            let packed = &mut buf[..packed_b_len(kc, n)];
+            pack_shared_block(pool, k, n, (b, rsb, csb), steps.clone(), packed);
+            Some(&*packed)
+        } else {
+            None
+        };
+        let b = &b[steps.start * rsb..];
         let beta = if steps.start == 0 { beta } else { 1.0 };
         split_rows(pool, c, n, &cuts, &|t, r0, c| {
             let (a, rsa, csa) = a_from(r0);
-            #[rustfmt::skip]
-            sgemm_packed_b(
-                c.len() / n, kc, n,
-                alpha,
-                &a[steps.start * csa..], rsa, csa,
-                packed,
-                beta,
-                c, n, 1,
-                &mut pool.pack(t),
-            );
+            let (a, rows, pack) = (&a[steps.start * csa..], c.len() / n, &mut pool.pack(t));
+            match packed {
+                Some(p) => sgemm_packed_b(rows, kc, n, alpha, a, rsa, csa, p, beta, c, n, 1, pack),
+                None => sgemm(rows, kc, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, n, 1, pack),
+            }
         });
     }
 }
@@ -458,18 +450,14 @@ fn split_update(
     let pp = cut(p);
     let ff = if moments >= 1 { cut(first) } else { none() };
     let ss = if moments >= 2 { cut(second) } else { none() };
-    let next = AtomicUsize::new(0);
-    pool.run(&|t| {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= cuts.count {
-                break;
-            }
-            let Some((start, p)) = take(&pp[i]) else { continue };
-            let first = take(&ff[i]).map_or(&mut [][..], |(_, s)| s);
-            let second = take(&ss[i]).map_or(&mut [][..], |(_, s)| s);
-            f(t, start, p, &mut Update { rule, first, second });
-        }
+    // Piece i of the parameters with the same rows of each moment.
+    let slots: [Mutex<Option<_>>; MAX_PIECES] = core::array::from_fn(|i| {
+        let first = take(&ff[i]).map_or(&mut [][..], |(_, s)| s);
+        let second = take(&ss[i]).map_or(&mut [][..], |(_, s)| s);
+        Mutex::new(take(&pp[i]).map(|(start, p)| (start, p, first, second)))
+    });
+    claim_each(pool, &slots[..cuts.count], &|t, _, (start, p, first, second)| {
+        f(t, start, p, &mut Update { rule, first, second });
     });
 }
 
@@ -600,20 +588,14 @@ pub fn linear_rank1(
                 x: x_right,
             })),
         ];
-        let next = AtomicUsize::new(0);
-        pool.run(&|_| {
-            while let Some(slot) = halves.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-                if let Some(h) = taken {
-                    let (mut f, mut s) = (h.first.iter_mut(), h.second.iter_mut());
-                    let rows = h.w.iter_mut().zip(dy).map(|(w_row, &d)| {
-                        let fr = f.next().map_or(&mut [][..], |r| &mut **r);
-                        let sr = s.next().map_or(&mut [][..], |r| &mut **r);
-                        (&mut **w_row, fr, sr, d)
-                    });
-                    crate::optim::rank1_rows(h.dx, rows, h.x, rule);
-                }
-            }
+        claim_each(pool, &halves, &|_, _, h| {
+            let (mut f, mut s) = (h.first.iter_mut(), h.second.iter_mut());
+            let rows = h.w.iter_mut().zip(dy).map(|(w_row, &d)| {
+                let fr = f.next().map_or(&mut [][..], |r| &mut **r);
+                let sr = s.next().map_or(&mut [][..], |r| &mut **r);
+                (&mut **w_row, fr, sr, d)
+            });
+            crate::optim::rank1_rows(h.dx, rows, h.x, rule);
         });
     }
 }
