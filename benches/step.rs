@@ -123,18 +123,23 @@ fn step(c: &mut Criterion) {
 /// `idmlp` is `Trainer::step`, `matrixmultiply` the same step through plain
 /// `matrixmultiply::sgemm` calls and one update loop afterwards ([`PlainStep`]), at
 /// (B, L) = (1, 20), SGD and momentum. The two are checked to train to the same
-/// parameters (within rounding) before timing.
+/// parameters (within rounding) before timing. `idmlp-2threads` is the same trainer
+/// on two threads (the plain loop's matrixmultiply runs on one: its own threading
+/// made batch 1 slower in the measurement).
 fn versus_plain(c: &mut Criterion) {
     let (batch, layers) = (1, 20);
     let arch = Architecture::new(PIXELS, CLASSES, layers);
     for kind in [OptimizerKind::Sgd { lr: LR }, OptimizerKind::Momentum { lr: LR, mu: 0.9 }] {
         let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), 0), kind);
+        let mut trainer2 = Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(2);
         let mut plain = PlainStep::new(arch, batch, kind);
         let data = batches(batch);
         for (x, y) in &data {
             trainer.step(x, y);
+            trainer2.step(x, y);
             plain.step(x, y);
         }
+        assert!(trainer.mlp().params == trainer2.mlp().params, "2 threads changed the bits");
         let diff = trainer.mlp().params.iter().zip(plain.params()).map(|(a, b)| (a - b).abs());
         let diff = diff.fold(0.0f32, f32::max);
         assert!(diff < 1e-5, "plain and idmlp steps disagree by {diff}");
@@ -146,6 +151,12 @@ fn versus_plain(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % ROTATION;
                 trainer.step(black_box(&data[i].0), black_box(&data[i].1))
+            })
+        });
+        group.bench_function("idmlp-2threads", |b| {
+            b.iter(|| {
+                i = (i + 1) % ROTATION;
+                trainer2.step(black_box(&data[i].0), black_box(&data[i].1))
             })
         });
         group.bench_function("matrixmultiply", |b| {

@@ -743,7 +743,8 @@ fn backward_run(
 /// never stored (then `b`'s gradient and update) and returns `true`; returns `false`
 /// for every other op, and for batches too large for one GEMM k block.
 ///
-/// - Batch 1: one sweep over `w` and its moments ([`k::Update::linear_rank1`]).
+/// - Batch 1: one sweep over `w` and its moments ([`k::Update::linear_rank1`]); with
+///   a pool, a worker streams the moments ahead of it ([`k::par::linear_rank1`]).
 /// - Larger batches: `dx` by GEMM with the old `w`, then `dW` in stripes of rows, each
 ///   applied to `w` while it is in L1 ([`k::Update::linear_batch`]).
 fn linear_backward_update(
@@ -766,10 +767,10 @@ fn linear_backward_update(
         let (below, above) = d.arena.split_at_mut(out.offset);
         let dout: &[f32] = &above[..out.len()];
         let dx = if x.needs_grad { Some(&mut below[x.range()]) } else { None };
-        // One thread even with a pool: this sweep is memory-bound, and here one core
-        // already saturates the memory bandwidth; split across two (`par::linear_rank1`,
-        // bit-identical) it measured 0.7–1.0× the one-thread time.
-        update.linear_rank1(dx, w.range(), params, dout, xv);
+        match d.gemm.pool {
+            Some(pool) => k::par::linear_rank1(pool, update, dx, w.range(), params, dout, xv),
+            None => update.linear_rank1(dx, w.range(), params, dout, xv),
+        }
     } else {
         if !k::sgemm::stripes_fit(x.rows, w.cols) {
             return false;

@@ -104,8 +104,14 @@ fn sgd_elem(p: &mut f32, g: f32, lr: f32) {
 /// `v ← μ·v + g`, `p ← p − lr·v`, one element: the formula of [`momentum_step`].
 #[inline(always)]
 fn momentum_elem(p: &mut f32, v: &mut f32, g: f32, lr: f32, mu: f32) {
-    *v = mu * *v + g;
+    velocity_elem(v, g, mu);
     *p -= lr * *v;
+}
+
+/// `v ← μ·v + g`: momentum's moment half, which needs no parameter (see [`moment_rows`]).
+#[inline(always)]
+fn velocity_elem(v: &mut f32, g: f32, mu: f32) {
+    *v = mu * *v + g;
 }
 
 /// One Adam element with the step's constants: the formula of [`adam_step`].
@@ -122,9 +128,21 @@ fn adam_elem(
     inv_c2: f32,
     eps: f32,
 ) {
+    adam_moments_elem(m, v, g, b1, b2);
+    adam_param_elem(p, *m, *v, step, inv_c2, eps);
+}
+
+/// Adam's moment half of one element: `m ← β₁·m + (1 − β₁)·g`, `v ← β₂·v + (1 − β₂)·g²`.
+#[inline(always)]
+fn adam_moments_elem(m: &mut f32, v: &mut f32, g: f32, b1: f32, b2: f32) {
     *m = b1 * *m + (1.0 - b1) * g;
     *v = b2 * *v + (1.0 - b2) * g * g;
-    *p -= step * *m / (libm::sqrtf(*v * inv_c2) + eps);
+}
+
+/// Adam's parameter half of one element, from the updated moments.
+#[inline(always)]
+fn adam_param_elem(p: &mut f32, m: f32, v: f32, step: f32, inv_c2: f32, eps: f32) {
+    *p -= step * m / (libm::sqrtf(v * inv_c2) + eps);
 }
 
 /// An update rule with the constants of one step, for passes that update parameters
@@ -218,7 +236,7 @@ impl Update<'_> {
     }
 
     /// The moments of `range` (empty slices for the moments the rule does not keep).
-    fn moments(&mut self, range: Range<usize>) -> (&mut [f32], &mut [f32]) {
+    pub(crate) fn moments(&mut self, range: Range<usize>) -> (&mut [f32], &mut [f32]) {
         let n = self.rule.moments();
         let first = if n >= 1 { &mut self.first[range.clone()] } else { &mut [][..] };
         let second = if n >= 2 { &mut self.second[range] } else { &mut [][..] };
@@ -484,6 +502,147 @@ fn rank1_rows_body<'a>(
                 for (((p, m), v), &xj) in w_row.iter_mut().zip(m_row).zip(v_row).zip(x) {
                     adam_elem(p, m, v, s * xj, beta1, beta2, step, inv_c2, eps);
                 }
+            }
+        }
+    }
+}
+
+/// The moment half of [`rank1_rows`], for rows whose weights are updated afterwards by
+/// [`params_rows`], possibly on another thread: each row's moments (`first`, `second`,
+/// empty when the rule keeps none) take the gradient `g = s·x` exactly as in the fused
+/// sweep. SGD keeps no moments, so it does nothing here.
+///
+/// Why split: at batch 1 the moments are independent of the weights, so a second core
+/// can stream them ahead of the thread that must read W in row order (for `dx`).
+pub(crate) fn moment_rows<'a>(
+    rows: impl Iterator<Item = (&'a mut [f32], &'a mut [f32], f32)>,
+    x: &[f32],
+    rule: UpdateRule,
+) {
+    wide!({
+        for (first, second, s) in rows {
+            match rule {
+                UpdateRule::Sgd { .. } => {}
+                UpdateRule::Momentum { mu, .. } => {
+                    first.iter_mut().zip(x).for_each(|(v, &xj)| velocity_elem(v, s * xj, mu));
+                }
+                UpdateRule::Adam { beta1, beta2, .. } => {
+                    for ((m, v), &xj) in first.iter_mut().zip(second.iter_mut()).zip(x) {
+                        adam_moments_elem(m, v, s * xj, beta1, beta2);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The weight half of [`rank1_rows`], after [`moment_rows`] has updated these rows'
+/// moments: `dx += s·w_row` (old values), then each weight from its moments. The two
+/// halves give the bits of [`rank1_rows`]. Under SGD (no moments) this is
+/// [`rank1_rows`] itself, which is why it takes `x`.
+pub(crate) fn params_rows<'a>(
+    dx: Option<&mut [f32]>,
+    rows: impl Iterator<Item = Rank1Row<'a>>,
+    x: &[f32],
+    rule: UpdateRule,
+) {
+    let (lr, adam) = match rule {
+        UpdateRule::Sgd { .. } => return rank1_rows(dx, rows, x, rule),
+        UpdateRule::Momentum { lr, .. } => (lr, None),
+        UpdateRule::Adam { step, inv_c2, eps, .. } => (0.0, Some((step, inv_c2, eps))),
+    };
+    wide!(params_rows_body(dx, rows, lr, adam));
+}
+
+/// The body of [`params_rows`] for momentum (`adam` is `None`) and Adam.
+#[inline(always)]
+fn params_rows_body<'a>(
+    mut dx: Option<&mut [f32]>,
+    rows: impl Iterator<Item = Rank1Row<'a>>,
+    lr: f32,
+    adam: Option<(f32, f32, f32)>,
+) {
+    for (w_row, first, second, s) in rows {
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
+        }
+        match adam {
+            None => w_row.iter_mut().zip(first.iter()).for_each(|(p, &v)| *p -= lr * v),
+            Some((step, inv_c2, eps)) => {
+                for ((p, &m), &v) in w_row.iter_mut().zip(first.iter()).zip(second.iter()) {
+                    adam_param_elem(p, m, v, step, inv_c2, eps);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rank1Row, UpdateRule, moment_rows, params_rows, rank1_rows};
+
+    /// Rows `(w_row, first_row, second_row, dy[i])`; a short buffer yields empty rows.
+    fn rows<'a>(
+        w: &'a mut [f32],
+        f: &'a mut [f32],
+        s: &'a mut [f32],
+        dy: &[f32],
+        k: usize,
+    ) -> Vec<Rank1Row<'a>> {
+        let (mut wr, mut fr, mut sr) =
+            (w.chunks_exact_mut(k), f.chunks_exact_mut(k), s.chunks_exact_mut(k));
+        let next = |it: &mut core::slice::ChunksExactMut<'a, f32>| it.next().unwrap_or(&mut []);
+        dy.iter().map(|&d| (next(&mut wr), next(&mut fr), next(&mut sr), d)).collect()
+    }
+
+    /// `moment_rows` then `params_rows` over the same rows give the bits of the fused
+    /// `rank1_rows`, for every rule, with and without `dx`.
+    #[test]
+    fn moment_and_weight_halves_are_the_fused_sweep() {
+        let (n, k) = (5, 37);
+        let val = |i: usize, scale: f32| ((i * 7919 % 1009) as f32 / 1009.0 - 0.4) * scale;
+        let x: Vec<f32> = (0..k).map(|j| val(j + 3, 1.0)).collect();
+        let dy: Vec<f32> = (0..n).map(|i| val(i + 11, 0.3)).collect();
+        let adam = super::Adam::default();
+        for rule in [
+            UpdateRule::Sgd { lr: 0.1 },
+            UpdateRule::Momentum { lr: 0.1, mu: 0.9 },
+            UpdateRule::adam(&adam, 2),
+        ] {
+            let len = |m: usize| if rule.moments() >= m { n * k } else { 0 };
+            let w0: Vec<f32> = (0..n * k).map(|i| val(i, 1.0)).collect();
+            let f0: Vec<f32> = (0..len(1)).map(|i| val(i + 5, 0.2)).collect();
+            let s0: Vec<f32> = (0..len(2)).map(|i| val(i + 9, 0.2).abs()).collect();
+            for with_dx in [false, true] {
+                let run = |split: bool| {
+                    let (mut w, mut f, mut s) = (w0.clone(), f0.clone(), s0.clone());
+                    let mut dx = vec![0.25f32; k];
+                    let dx_arg = if with_dx { Some(&mut dx[..]) } else { None };
+                    if split {
+                        let moments = rows(&mut [], &mut f, &mut s, &dy, k);
+                        moment_rows(moments.into_iter().map(|(_, f, s, d)| (f, s, d)), &x, rule);
+                        params_rows(
+                            dx_arg,
+                            rows(&mut w, &mut f, &mut s, &dy, k).into_iter(),
+                            &x,
+                            rule,
+                        );
+                    } else {
+                        rank1_rows(
+                            dx_arg,
+                            rows(&mut w, &mut f, &mut s, &dy, k).into_iter(),
+                            &x,
+                            rule,
+                        );
+                    }
+                    (w, f, s, dx)
+                };
+                let (got, want) = (run(true), run(false));
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.0), bits(&want.0), "{rule:?} dx {with_dx}: W");
+                assert_eq!(bits(&got.1), bits(&want.1), "{rule:?} dx {with_dx}: first moment");
+                assert_eq!(bits(&got.2), bits(&want.2), "{rule:?} dx {with_dx}: second moment");
+                assert_eq!(bits(&got.3), bits(&want.3), "{rule:?} dx {with_dx}: dx");
             }
         }
     }

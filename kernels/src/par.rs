@@ -32,11 +32,6 @@ use crate::{check_len, gemm};
 /// Below this many multiply-adds a call is not split (the hand-off costs a few µs).
 const MIN_SPLIT_FMAS: usize = 1 << 18;
 
-/// Whether a one-row product (batch 1, memory-bound) is split. Measured here: one core
-/// already saturates this machine's memory bandwidth, and two made the batch-1 step
-/// 0.7–1.0× as fast; kept (and tested) for machines where it pays.
-const SPLIT_ONE_ROW: bool = false;
-
 /// The largest packed k block of B (floats) shared through [`Pool::packed_b`]:
 /// 16 MiB (a block of the 794×794 weight is 0.85 MiB). A larger one falls back to
 /// each piece packing what it needs.
@@ -331,9 +326,10 @@ pub fn gemm_abt(
         return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
     }
     check_len("par::gemm_abt B", b.len(), n, k);
-    if m == 1 && SPLIT_ONE_ROW {
-        // C is one row: its columns are contiguous pieces.
-        return split_rows(pool, c, 1, &Cuts::even(n, pool.threads(), 16), &|t, j0, c| {
+    if m == 1 {
+        // C is one row: its columns are contiguous pieces, each a dot product with a
+        // band of B's rows. Memory-bound: two cores read W 1.6× as fast as one here.
+        return split_rows(pool, c, 1, &Cuts::guided(n, pool.threads(), 16, 2), &|t, j0, c| {
             let cols = c.len();
             gemm::gemm_abt(
                 1,
@@ -503,26 +499,67 @@ pub fn linear_batch(
     });
 }
 
-/// Rows of W per dispatch of [`linear_rank1`]: the column halves of that many rows are
-/// gathered into stack arrays of slices (16 KiB each).
-const RANK1_ROWS: usize = 1024;
+/// Rows of W per block of [`linear_rank1`] (at least; more when W has more than
+/// [`RANK1_BLOCKS`] blocks' worth): 8 rows of 794 floats are 25 KiB per buffer.
+const RANK1_ROWS: usize = 8;
 
-/// One column half of a block of W's rows for [`linear_rank1`].
-struct Half<'s, 'a> {
-    w: &'s mut [&'a mut [f32]],
-    first: &'s mut [&'a mut [f32]],
-    second: &'s mut [&'a mut [f32]],
-    dx: Option<&'s mut [f32]>,
-    x: &'s [f32],
+/// The most blocks [`linear_rank1`] cuts W into (its block states sit on the stack).
+const RANK1_BLOCKS: usize = 256;
+
+/// How many blocks the moment thread of [`linear_rank1`] may run ahead of the weight
+/// thread: close enough that the moments it wrote are still in a cache when the
+/// weight thread reads them (8 blocks of 8 rows: 200 KiB per moment buffer).
+const RANK1_LEAD: usize = 8;
+
+/// The first `len` floats of `rest` (all of it if shorter, e.g. an unused moment),
+/// which keeps the others.
+fn split_off<'a>(rest: &mut &'a mut [f32], len: usize) -> &'a mut [f32] {
+    let len = len.min(rest.len());
+    let (mine, tail) = core::mem::take(rest).split_at_mut(len);
+    *rest = tail;
+    mine
 }
 
-/// [`Update::linear_rank1`] on `pool`: W's columns (and `dx`, `x`) cut in two halves
-/// at a multiple of 16, one per thread, so that each half of `dx` is accumulated over
-/// the rows in the same order as on one thread (bit-identical), and W and its moments
-/// stream through two cores. Two pieces whatever the thread count.
+/// Marks every block of [`linear_rank1`] passed when dropped.
+struct PassAll<'p>(&'p AtomicUsize, usize);
+
+impl Drop for PassAll<'_> {
+    fn drop(&mut self) {
+        self.0.store(self.1, Ordering::Release);
+    }
+}
+
+/// Where a block of [`linear_rank1`] stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rank1Block {
+    /// Untouched: whoever takes it first decides.
+    Fresh,
+    /// The moment thread has updated its moments; its weights remain.
+    MomentsDone,
+    /// The weight thread has finished it (moments and weights).
+    Done,
+}
+
+/// One block of rows of W's moments for [`linear_rank1`], with its state.
+struct MomentBlock<'a> {
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+    state: Rank1Block,
+}
+
+/// [`Update::linear_rank1`] on `pool`, for a rule with moments (momentum, Adam): the
+/// caller streams W in row order, as it must to accumulate `dx` in the serial order,
+/// while worker 1 streams the moments a few blocks ahead of it ([`RANK1_LEAD`]),
+/// since at batch 1 they depend only on `dy` and `x`. Each element gets the serial
+/// arithmetic, split in its moment half and its weight half, so the results are
+/// **bit-identical** to the one-thread sweep; a block whose moments the worker has not
+/// reached yet is done by the caller in one fused pass, so a late worker (or none)
+/// costs nothing but its help. SGD keeps no moments and runs on the calling thread.
 ///
-/// Not used by the tape: on this machine one core saturates the memory bandwidth,
-/// and the split batch-1 step measured 0.7–1.0× the one-thread time.
+/// Why not split W itself: by rows, each thread's `dx` would sum in a different
+/// order; by columns, the two threads write the same cache line at every row
+/// boundary (794 floats are not a whole number of lines), which measured slower than
+/// one thread.
 #[track_caller]
 pub fn linear_rank1(
     pool: &Pool,
@@ -534,70 +571,98 @@ pub fn linear_rank1(
     x: &[f32],
 ) {
     let (n, k) = (dy.len(), x.len());
-    if pool.threads() == 1 || n * k < MIN_SPLIT_FMAS || k < 32 {
+    let moments = update.rule.moments();
+    if pool.threads() == 1 || moments == 0 || n * k < MIN_SPLIT_FMAS {
         return update.linear_rank1(dx, range, params, dy, x);
     }
     assert_eq!(range.len(), n * k, "par::linear_rank1: W has {} values for {n}×{k}", range.len());
-    let rule = update.rule;
-    let moments = rule.moments();
-    let w = &mut params[range.clone()];
-    let first = if moments >= 1 { &mut update.first[range.clone()] } else { &mut [][..] };
-    let second = if moments >= 2 { &mut update.second[range] } else { &mut [][..] };
-    let mid = piece(k, 2, 16, 0).end;
-    let (x_left, x_right) = x.split_at(mid);
-    let (mut dx_left, mut dx_right) = match dx {
-        Some(dx) => {
-            assert_eq!(dx.len(), k, "par::linear_rank1: dx has {} values, x {k}", dx.len());
-            let (l, r) = dx.split_at_mut(mid);
-            (Some(l), Some(r))
-        }
-        None => (None, None),
-    };
-    let empty = || -> [&mut [f32]; RANK1_ROWS] { core::array::from_fn(|_| &mut [][..]) };
-    let (mut wl, mut wr, mut fl, mut fr, mut sl, mut sr) =
-        (empty(), empty(), empty(), empty(), empty(), empty());
-    let mut w_rows = w.chunks_exact_mut(k);
-    let mut f_rows = first.chunks_exact_mut(k);
-    let mut s_rows = second.chunks_exact_mut(k);
-    for dy in dy.chunks(RANK1_ROWS) {
-        let rows = dy.len();
-        for i in 0..rows {
-            (wl[i], wr[i]) = w_rows.next().expect("W has n rows").split_at_mut(mid);
-            if moments >= 1 {
-                (fl[i], fr[i]) = f_rows.next().expect("moment rows").split_at_mut(mid);
-            }
-            if moments >= 2 {
-                (sl[i], sr[i]) = s_rows.next().expect("moment rows").split_at_mut(mid);
-            }
-        }
-        let fm = if moments >= 1 { rows } else { 0 };
-        let sm = if moments >= 2 { rows } else { 0 };
-        let halves = [
-            Mutex::new(Some(Half {
-                w: &mut wl[..rows],
-                first: &mut fl[..fm],
-                second: &mut sl[..sm],
-                dx: dx_left.as_deref_mut(),
-                x: x_left,
-            })),
-            Mutex::new(Some(Half {
-                w: &mut wr[..rows],
-                first: &mut fr[..fm],
-                second: &mut sr[..sm],
-                dx: dx_right.as_deref_mut(),
-                x: x_right,
-            })),
-        ];
-        claim_each(pool, &halves, &|_, _, h| {
-            let (mut f, mut s) = (h.first.iter_mut(), h.second.iter_mut());
-            let rows = h.w.iter_mut().zip(dy).map(|(w_row, &d)| {
-                let fr = f.next().map_or(&mut [][..], |r| &mut **r);
-                let sr = s.next().map_or(&mut [][..], |r| &mut **r);
-                (&mut **w_row, fr, sr, d)
-            });
-            crate::optim::rank1_rows(h.dx, rows, h.x, rule);
-        });
+    if let Some(dx) = &dx {
+        assert_eq!(dx.len(), k, "par::linear_rank1: dx has {} values, x {k}", dx.len());
     }
+    let rule = update.rule;
+    let rows_per = RANK1_ROWS.max(n.div_ceil(RANK1_BLOCKS));
+    let (mut first, mut second) = update.moments(range.clone());
+    let blocks: [Mutex<MomentBlock<'_>>; RANK1_BLOCKS] = core::array::from_fn(|b| {
+        let len = rows_per.min(n.saturating_sub(b * rows_per)) * k;
+        Mutex::new(MomentBlock {
+            first: split_off(&mut first, len),
+            second: split_off(&mut second, len),
+            state: Rank1Block::Fresh,
+        })
+    });
+    let count = n.div_ceil(rows_per);
+    let weights = Mutex::new(Some((&mut params[range], dx)));
+    // Blocks the caller has finished: the worker never touches one below this.
+    let passed = AtomicUsize::new(0);
+    let lock = |b: usize| loop {
+        // The other thread holds a block for one block's work (µs): spin, don't park.
+        match blocks[b].try_lock() {
+            Ok(guard) => return guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => core::hint::spin_loop(),
+        }
+    };
+    pool.run(&|t| match t {
+        0 => {
+            // However this thread leaves (a panic included), the worker must not wait on it.
+            let _release = PassAll(&passed, count);
+            let taken = weights.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            let Some((w, mut dx)) = taken else { return };
+            for (b, w) in w.chunks_mut(rows_per * k).enumerate() {
+                let dy = &dy[b * rows_per..][..w.len() / k];
+                let mut block = lock(b);
+                let MomentBlock { first, second, state } = &mut *block;
+                let (mut f_rows, mut s_rows) =
+                    (first.chunks_exact_mut(k), second.chunks_exact_mut(k));
+                let rows = w.chunks_exact_mut(k).zip(dy).map(|(w_row, &s)| {
+                    let f = f_rows.next().unwrap_or(&mut []);
+                    let v = s_rows.next().unwrap_or(&mut []);
+                    (w_row, f, v, s)
+                });
+                match *state {
+                    Rank1Block::MomentsDone => {
+                        crate::optim::params_rows(dx.as_deref_mut(), rows, x, rule)
+                    }
+                    _ => crate::optim::rank1_rows(dx.as_deref_mut(), rows, x, rule),
+                }
+                *state = Rank1Block::Done;
+                drop(block);
+                passed.store(b + 1, Ordering::Release);
+            }
+        }
+        1 => {
+            for b in 0..count {
+                // Stay at most RANK1_LEAD blocks ahead; give up on blocks already passed.
+                let ahead = loop {
+                    let p = passed.load(Ordering::Acquire);
+                    if b < p {
+                        break false;
+                    }
+                    if b < p + RANK1_LEAD {
+                        break true;
+                    }
+                    core::hint::spin_loop();
+                };
+                if !ahead {
+                    continue;
+                }
+                let mut block = lock(b);
+                let MomentBlock { first, second, state } = &mut *block;
+                if *state != Rank1Block::Fresh {
+                    continue;
+                }
+                let dy = &dy[b * rows_per..(b * rows_per + rows_per).min(n)];
+                let (mut f_rows, mut s_rows) =
+                    (first.chunks_exact_mut(k), second.chunks_exact_mut(k));
+                let rows = dy.iter().map(|&s| {
+                    (f_rows.next().unwrap_or(&mut []), s_rows.next().unwrap_or(&mut []), s)
+                });
+                crate::optim::moment_rows(rows, x, rule);
+                *state = Rank1Block::MomentsDone;
+            }
+        }
+        _ => {}
+    });
 }
 
 #[cfg(test)]

@@ -907,7 +907,7 @@ fn par_gemms_and_update_are_bit_identical_to_serial() {
                 assert_all_eq(&format!("par::gemm_atb {m}×{k}×{n} t={threads}"), &c, &want, n);
             }
         }
-        // The batch-1 fused layer, split by columns of W.
+        // The batch-1 fused layer: a worker updates the moments ahead of the caller.
         for rule_id in 0..3 {
             for &(n, k) in &[(794, 794), (700, 1001)] {
                 let mut rng = Rng::new((n + k) as u64 + rule_id);
