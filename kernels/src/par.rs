@@ -549,7 +549,7 @@ struct MomentBlock<'a> {
 
 /// [`Update::linear_rank1`] on `pool`, for a rule with moments (momentum, Adam): the
 /// caller streams W in row order, as it must to accumulate `dx` in the serial order,
-/// while worker 1 streams the moments a few blocks ahead of it ([`RANK1_LEAD`]),
+/// while worker 1 streams the moments a few blocks of rows ahead of it,
 /// since at batch 1 they depend only on `dy` and `x`. Each element gets the serial
 /// arithmetic, split in its moment half and its weight half, so the results are
 /// **bit-identical** to the one-thread sweep; a block whose moments the worker has not
