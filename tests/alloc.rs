@@ -79,12 +79,19 @@ fn trainer_steps_allocate_nothing_for_every_optimizer() {
 /// borrowed job), and the process-wide count of `idmlp bench --threads 2` checks it.
 #[test]
 fn trainer_steps_allocate_nothing_with_two_threads_and_at_batch_one() {
-    // D = 80 and B = 24 so that the GEMMs are big enough to be split.
-    let arch = Architecture::new(72, 8, 3);
-    for (threads, batch) in [(2, 24), (2, 1), (1, 1)] {
-        let x: Vec<f32> = (0..batch * 72).map(|i| (i % 5) as f32 / 5.0).collect();
+    // D = 80 and B = 24 so that the GEMMs are big enough to be split; D = 528 so that
+    // the batch-1 sweeps are (D² ≥ 2¹⁸ multiply-adds: forward by rows of W, the
+    // moments streamed by a worker).
+    let small = Architecture::new(72, 8, 3);
+    let wide = Architecture::new(520, 8, 2);
+    for (arch, threads, batch) in [(small, 2, 24), (small, 2, 1), (small, 1, 1), (wide, 2, 1)] {
+        let x: Vec<f32> = (0..batch * arch.inputs).map(|i| (i % 5) as f32 / 5.0).collect();
         let y: Vec<u32> = (0..batch as u32).map(|i| i % 8).collect();
-        for kind in [OptimizerKind::Sgd { lr: 0.1 }, OptimizerKind::Momentum { lr: 0.1, mu: 0.9 }] {
+        for kind in [
+            OptimizerKind::Sgd { lr: 0.1 },
+            OptimizerKind::Momentum { lr: 0.1, mu: 0.9 },
+            OptimizerKind::Adam(Default::default()),
+        ] {
             let mut trainer =
                 Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
             trainer.step(&x, &y);
