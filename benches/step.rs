@@ -147,18 +147,14 @@ fn versus_plain(c: &mut Criterion) {
             slow_group(c, &format!("versus_plain/{}/B={batch}/L={layers}", kind.name()));
         group.throughput(Throughput::Elements(arch.step_flops(batch)));
         let mut i = 0;
-        group.bench_function("idmlp", |b| {
-            b.iter(|| {
-                i = (i + 1) % ROTATION;
-                trainer.step(black_box(&data[i].0), black_box(&data[i].1))
-            })
-        });
-        group.bench_function("idmlp-2threads", |b| {
-            b.iter(|| {
-                i = (i + 1) % ROTATION;
-                trainer2.step(black_box(&data[i].0), black_box(&data[i].1))
-            })
-        });
+        for (name, trainer) in [("idmlp", &mut trainer), ("idmlp-2threads", &mut trainer2)] {
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    i = (i + 1) % ROTATION;
+                    trainer.step(black_box(&data[i].0), black_box(&data[i].1))
+                })
+            });
+        }
         group.bench_function("matrixmultiply", |b| {
             b.iter(|| {
                 i = (i + 1) % ROTATION;

@@ -540,11 +540,24 @@ enum Rank1Block {
     Done,
 }
 
-/// One block of rows of W's moments for [`linear_rank1`], with its state.
+/// One block of rows of W's moments for [`linear_rank1`], their `dy`, and the state.
 struct MomentBlock<'a> {
     first: &'a mut [f32],
     second: &'a mut [f32],
+    dy: &'a [f32],
     state: Rank1Block,
+}
+
+impl MomentBlock<'_> {
+    /// `(first_row, second_row, dy[i])` per row of the block (`k` floats a row); a
+    /// moment the rule does not keep gives empty rows.
+    fn rows(&mut self, k: usize) -> impl Iterator<Item = (&mut [f32], &mut [f32], f32)> {
+        let (mut first, mut second) =
+            (self.first.chunks_exact_mut(k), self.second.chunks_exact_mut(k));
+        self.dy
+            .iter()
+            .map(move |&s| (first.next().unwrap_or(&mut []), second.next().unwrap_or(&mut []), s))
+    }
 }
 
 /// [`Update::linear_rank1`] on `pool`, for a rule with moments (momentum, Adam): the
@@ -587,6 +600,7 @@ pub fn linear_rank1(
         Mutex::new(MomentBlock {
             first: split_off(&mut first, len),
             second: split_off(&mut second, len),
+            dy: dy.get(b * rows_per..(b * rows_per + rows_per).min(n)).unwrap_or(&[]),
             state: Rank1Block::Fresh,
         })
     });
@@ -609,23 +623,18 @@ pub fn linear_rank1(
             let taken = weights.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             let Some((w, mut dx)) = taken else { return };
             for (b, w) in w.chunks_mut(rows_per * k).enumerate() {
-                let dy = &dy[b * rows_per..][..w.len() / k];
                 let mut block = lock(b);
-                let MomentBlock { first, second, state } = &mut *block;
-                let (mut f_rows, mut s_rows) =
-                    (first.chunks_exact_mut(k), second.chunks_exact_mut(k));
-                let rows = w.chunks_exact_mut(k).zip(dy).map(|(w_row, &s)| {
-                    let f = f_rows.next().unwrap_or(&mut []);
-                    let v = s_rows.next().unwrap_or(&mut []);
-                    (w_row, f, v, s)
-                });
-                match *state {
-                    Rank1Block::MomentsDone => {
-                        crate::optim::params_rows(dx.as_deref_mut(), rows, x, rule)
-                    }
-                    _ => crate::optim::rank1_rows(dx.as_deref_mut(), rows, x, rule),
+                let moments_done = block.state == Rank1Block::MomentsDone;
+                let rows = w
+                    .chunks_exact_mut(k)
+                    .zip(block.rows(k))
+                    .map(|(w_row, (f, v, s))| (w_row, f, v, s));
+                if moments_done {
+                    crate::optim::params_rows(dx.as_deref_mut(), rows, x, rule);
+                } else {
+                    crate::optim::rank1_rows(dx.as_deref_mut(), rows, x, rule);
                 }
-                *state = Rank1Block::Done;
+                block.state = Rank1Block::Done;
                 drop(block);
                 passed.store(b + 1, Ordering::Release);
             }
@@ -647,18 +656,11 @@ pub fn linear_rank1(
                     continue;
                 }
                 let mut block = lock(b);
-                let MomentBlock { first, second, state } = &mut *block;
-                if *state != Rank1Block::Fresh {
+                if block.state != Rank1Block::Fresh {
                     continue;
                 }
-                let dy = &dy[b * rows_per..(b * rows_per + rows_per).min(n)];
-                let (mut f_rows, mut s_rows) =
-                    (first.chunks_exact_mut(k), second.chunks_exact_mut(k));
-                let rows = dy.iter().map(|&s| {
-                    (f_rows.next().unwrap_or(&mut []), s_rows.next().unwrap_or(&mut []), s)
-                });
-                crate::optim::moment_rows(rows, x, rule);
-                *state = Rank1Block::MomentsDone;
+                crate::optim::moment_rows(block.rows(k), x, rule);
+                block.state = Rank1Block::MomentsDone;
             }
         }
         _ => {}
