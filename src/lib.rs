@@ -94,6 +94,7 @@ mod atomic;
 pub mod checkpoint;
 pub mod data;
 pub mod gradcheck;
+mod hugepages;
 pub mod idx;
 pub mod interpret;
 pub mod mlp;

@@ -134,6 +134,12 @@ impl Optimizer {
         }
     }
 
+    /// Moves the moments onto huge pages ([`crate::hugepages`]); the same values.
+    pub(crate) fn rehome(&mut self) {
+        crate::hugepages::rehome(&mut self.first);
+        crate::hugepages::rehome(&mut self.second);
+    }
+
     /// The rule and its hyper-parameters.
     pub fn kind(&self) -> OptimizerKind {
         self.kind

@@ -138,7 +138,10 @@ impl Trainer {
 
     /// A trainer resuming with an existing optimizer state.
     #[track_caller]
-    pub fn with_optimizer(mlp: Mlp, optimizer: Optimizer) -> Self {
+    pub fn with_optimizer(mut mlp: Mlp, mut optimizer: Optimizer) -> Self {
+        // Every step streams these through the core: on huge pages where the OS allows.
+        crate::hugepages::rehome(&mut mlp.params);
+        optimizer.rehome();
         let grads = vec![0.0; mlp.params.len()];
         let hidden = Vec::with_capacity(mlp.arch.layers + 1);
         Trainer { mlp, optimizer, grads, tape: Tape::new(), hidden }
@@ -334,6 +337,8 @@ impl StepGemms {
         for w in weights.chunks_exact_mut((width * width).max(1)) {
             w.iter_mut().step_by(width + 1).for_each(|v| *v = 1.0);
         }
+        // The same memory placement as the trainer's weights.
+        crate::hugepages::rehome(&mut weights);
         let act = (layers + 1) * batch * width;
         // Deterministic, non-trivial values; identity weights keep them unchanged.
         let ramp = |len: usize| (0..len).map(|i| (i % 97) as f32 / 97.0).collect::<Vec<f32>>();

@@ -228,6 +228,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             "allocs_per_step": allocs_per_step,
             "allocs_warmup": warmup_allocs,
             "kernel": sgemm_kernel_name(),
+            "huge_pages_mib": huge_pages_mib(),
             "one_thread_ms": one_thread.map(|(ms, _)| ms),
             "thread_speedup": one_thread.map(|(_, x)| x),
             "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
@@ -260,5 +261,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         );
     }
     println!("allocations per step: {allocs_per_step} (warm-up: {warmup_allocs})");
+    if let Some(mib) = huge_pages_mib() {
+        println!("on huge pages: {mib} MiB of this process's memory");
+    }
     Ok(())
+}
+
+/// MiB of this process's anonymous memory on transparent huge pages (Linux's
+/// `AnonHugePages`), or `None` where that is not reported: says whether the trainer's
+/// buffers got the pages it asked for (kernels with THP `never` give 0).
+fn huge_pages_mib() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find_map(|l| l.strip_prefix("AnonHugePages:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib / 1024)
 }
