@@ -108,6 +108,40 @@ fn trainer_steps_allocate_nothing_with_two_threads_and_at_batch_one() {
     }
 }
 
+/// Issue 5's grid at MNIST's width (D = 794): every batch size (1 is the fused
+/// sweep, 32 to 128 the striped weight gradient, 512 past one GEMM k block and so
+/// the unfused path), every optimizer, 1 and 2 threads. Two layers: the number of
+/// layers only repeats the same ops (`scripts/alloc-grid.sh` runs the whole grid, L up
+/// to 50, through `idmlp bench`, which counts every thread's allocations).
+#[test]
+fn trainer_steps_allocate_nothing_across_the_benchmark_grid_at_mnist_width() {
+    let arch = Architecture::new(784, 10, 2);
+    for batch in [1, 32, 100, 128, 512] {
+        let x: Vec<f32> = (0..batch * arch.inputs).map(|i| (i % 11) as f32 / 11.0).collect();
+        let y: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+        for threads in [1, 2] {
+            for kind in [
+                OptimizerKind::Sgd { lr: 0.01 },
+                OptimizerKind::Momentum { lr: 0.01, mu: 0.9 },
+                OptimizerKind::Adam(Default::default()),
+            ] {
+                let mut trainer =
+                    Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
+                trainer.step(&x, &y);
+                let before = allocated();
+                for _ in 0..2 {
+                    trainer.step(&x, &y);
+                }
+                assert_eq!(
+                    allocated(),
+                    before,
+                    "{kind:?}, {threads} threads, batch {batch}: a steady-state step allocated"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn interpretation_batches_after_the_first_allocate_nothing() {
     let arch = Architecture::new(12, 4, 3);
