@@ -52,23 +52,43 @@ fn training_steps_after_the_first_allocate_nothing() {
     assert!(allocated().0 > after.0, "the counting allocator saw nothing");
 }
 
+/// SGD, momentum and Adam at `lr`.
+fn every_optimizer(lr: f32) -> [OptimizerKind; 3] {
+    [
+        OptimizerKind::Sgd { lr },
+        OptimizerKind::Momentum { lr, mu: 0.9 },
+        OptimizerKind::Adam(Default::default()),
+    ]
+}
+
+/// A fresh trainer for `arch` with `kind` on `threads` threads takes one step on a
+/// generated batch of `batch` images, then three more that must allocate nothing.
+#[track_caller]
+fn assert_steady_steps_allocate_nothing(
+    arch: Architecture,
+    kind: OptimizerKind,
+    threads: usize,
+    batch: usize,
+) {
+    let x: Vec<f32> = (0..batch * arch.inputs).map(|i| (i % 5) as f32 / 5.0).collect();
+    let y: Vec<u32> = (0..batch).map(|i| (i % arch.classes) as u32).collect();
+    let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
+    trainer.step(&x, &y);
+    let before = allocated();
+    for _ in 0..3 {
+        trainer.step(&x, &y);
+    }
+    assert_eq!(
+        allocated(),
+        before,
+        "{kind:?}, {threads} threads, batch {batch}: a steady-state step allocated"
+    );
+}
+
 #[test]
 fn trainer_steps_allocate_nothing_for_every_optimizer() {
-    let arch = Architecture::new(12, 4, 3);
-    let x: Vec<f32> = (0..8 * 12).map(|i| (i % 5) as f32 / 5.0).collect();
-    let y: Vec<u32> = (0..8).map(|i| i % 4).collect();
-    for kind in [
-        OptimizerKind::Sgd { lr: 0.1 },
-        OptimizerKind::Momentum { lr: 0.1, mu: 0.9 },
-        OptimizerKind::Adam(Default::default()),
-    ] {
-        let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), 0), kind);
-        trainer.step(&x, &y);
-        let before = allocated();
-        for _ in 0..3 {
-            trainer.step(&x, &y);
-        }
-        assert_eq!(allocated(), before, "{kind:?}: a steady-state step allocated");
+    for kind in every_optimizer(0.1) {
+        assert_steady_steps_allocate_nothing(Architecture::new(12, 4, 3), kind, 1, 8);
     }
 }
 
@@ -85,25 +105,8 @@ fn trainer_steps_allocate_nothing_with_two_threads_and_at_batch_one() {
     let small = Architecture::new(72, 8, 3);
     let wide = Architecture::new(520, 8, 2);
     for (arch, threads, batch) in [(small, 2, 24), (small, 2, 1), (small, 1, 1), (wide, 2, 1)] {
-        let x: Vec<f32> = (0..batch * arch.inputs).map(|i| (i % 5) as f32 / 5.0).collect();
-        let y: Vec<u32> = (0..batch as u32).map(|i| i % 8).collect();
-        for kind in [
-            OptimizerKind::Sgd { lr: 0.1 },
-            OptimizerKind::Momentum { lr: 0.1, mu: 0.9 },
-            OptimizerKind::Adam(Default::default()),
-        ] {
-            let mut trainer =
-                Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
-            trainer.step(&x, &y);
-            let before = allocated();
-            for _ in 0..3 {
-                trainer.step(&x, &y);
-            }
-            assert_eq!(
-                allocated(),
-                before,
-                "{kind:?}, {threads} threads, batch {batch}: a steady-state step allocated"
-            );
+        for kind in every_optimizer(0.1) {
+            assert_steady_steps_allocate_nothing(arch, kind, threads, batch);
         }
     }
 }
@@ -117,26 +120,9 @@ fn trainer_steps_allocate_nothing_with_two_threads_and_at_batch_one() {
 fn trainer_steps_allocate_nothing_across_the_benchmark_grid_at_mnist_width() {
     let arch = Architecture::new(784, 10, 2);
     for batch in [1, 32, 100, 128, 512] {
-        let x: Vec<f32> = (0..batch * arch.inputs).map(|i| (i % 11) as f32 / 11.0).collect();
-        let y: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
         for threads in [1, 2] {
-            for kind in [
-                OptimizerKind::Sgd { lr: 0.01 },
-                OptimizerKind::Momentum { lr: 0.01, mu: 0.9 },
-                OptimizerKind::Adam(Default::default()),
-            ] {
-                let mut trainer =
-                    Trainer::new(Mlp::new(arch, Init::default(), 0), kind).with_threads(threads);
-                trainer.step(&x, &y);
-                let before = allocated();
-                for _ in 0..2 {
-                    trainer.step(&x, &y);
-                }
-                assert_eq!(
-                    allocated(),
-                    before,
-                    "{kind:?}, {threads} threads, batch {batch}: a steady-state step allocated"
-                );
+            for kind in every_optimizer(0.01) {
+                assert_steady_steps_allocate_nothing(arch, kind, threads, batch);
             }
         }
     }
