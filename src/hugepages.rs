@@ -7,6 +7,10 @@
 //! memory advised as huge pages (`madvise(MADV_HUGEPAGE)`). That takes effect where
 //! transparent huge pages are `always` or `madvise`, the usual kernel defaults.
 //!
+//! Measured here: the batch-1 step 3–10% faster (its backward sweep reads and writes
+//! W and the moments); the read-only batch-1 forward of the interpreter was not
+//! measurably faster, so the interpreter's borrowed parameters are left alone.
+//!
 //! The advice changes no value, only how the kernel backs the memory. Where the
 //! kernel ignores it, or off Linux, nothing changes.
 
