@@ -105,13 +105,25 @@ fn sgd_elem(p: &mut f32, g: f32, lr: f32) {
 #[inline(always)]
 fn momentum_elem(p: &mut f32, v: &mut f32, g: f32, lr: f32, mu: f32) {
     velocity_elem(v, g, mu);
-    *p -= lr * *v;
+    momentum_param_elem(p, *v, lr);
 }
 
 /// `v ← μ·v + g`: momentum's moment half, which needs no parameter (see [`moment_rows`]).
 #[inline(always)]
 fn velocity_elem(v: &mut f32, g: f32, mu: f32) {
     *v = mu * *v + g;
+}
+
+/// `p ← p − lr·v`: momentum's parameter half, from the updated velocity.
+#[inline(always)]
+fn momentum_param_elem(p: &mut f32, v: f32, lr: f32) {
+    *p -= lr * v;
+}
+
+/// `dx += s·w_row`: a row's share of the batch-1 input gradient, with the old weights.
+#[inline(always)]
+fn add_scaled_row(dx: &mut [f32], s: f32, w_row: &[f32]) {
+    dx.iter_mut().zip(w_row).for_each(|(d, &wj)| *d += s * wj);
 }
 
 /// One Adam element with the step's constants: the formula of [`adam_step`].
@@ -477,7 +489,7 @@ fn rank1_rows_body<'a>(
         UpdateRule::Sgd { lr } => {
             for (w_row, _, _, s) in rows {
                 if let Some(dx) = dx.as_deref_mut() {
-                    dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
+                    add_scaled_row(dx, s, w_row);
                 }
                 w_row.iter_mut().zip(x).for_each(|(p, &xj)| sgd_elem(p, s * xj, lr));
             }
@@ -510,7 +522,7 @@ fn rank1_rows_body<'a>(
                     "rank1_rows: moment row lengths"
                 );
                 if let Some(dx) = dx.as_deref_mut() {
-                    dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
+                    add_scaled_row(dx, s, w_row);
                 }
                 for (((p, m), v), &xj) in w_row.iter_mut().zip(m_row).zip(v_row).zip(x) {
                     adam_elem(p, m, v, s * xj, beta1, beta2, step, inv_c2, eps);
@@ -579,11 +591,17 @@ fn params_rows_body<'a>(
     adam: Option<(f32, f32, f32)>,
 ) {
     for (w_row, first, second, s) in rows {
+        assert!(
+            first.len() == w_row.len() && (adam.is_none() || second.len() == w_row.len()),
+            "params_rows: moment row lengths"
+        );
         if let Some(dx) = dx.as_deref_mut() {
-            dx.iter_mut().zip(w_row.iter()).for_each(|(d, &wj)| *d += s * wj);
+            add_scaled_row(dx, s, w_row);
         }
         match adam {
-            None => w_row.iter_mut().zip(first.iter()).for_each(|(p, &v)| *p -= lr * v),
+            None => {
+                w_row.iter_mut().zip(first.iter()).for_each(|(p, &v)| momentum_param_elem(p, v, lr))
+            }
             Some((step, inv_c2, eps)) => {
                 for ((p, &m), &v) in w_row.iter_mut().zip(first.iter()).zip(second.iter()) {
                     adam_param_elem(p, m, v, step, inv_c2, eps);
