@@ -6,14 +6,12 @@
 //! computed by the same instructions in the same order as in the one-thread call, so
 //! the results are **bit-identical for any thread count**.
 //!
-//! The products share one packing of B, one k block at a time, in the pool's buffer
-//! ([`Pool::packed_b`]), which all threads read ([`sgemm_packed_b`]). Why: the layer's
-//! B is the 794×794 weight (or the batch), and packing it per thread would read it
-//! from memory once per thread; a split by columns of C instead, which packs it once,
-//! makes every thread re-pack A and leaves C in column pieces to be copied together
-//! afterwards. The threads pack the first block together; each later block is packed
-//! by one thread into a second buffer while the others multiply by the current one,
-//! so the k blocks flow into each other without a barrier between them.
+//! The products share one packing of B: for each k block, the threads first pack B̃
+//! together, each into its own stretch of the pool's buffer ([`Pool::packed_b`]),
+//! and then all read it ([`sgemm_packed_b`]). Why: the layer's B is the 794×794
+//! weight (or the batch), and packing it per thread would read it from memory once
+//! per thread; a split by columns of C instead, which packs it once, makes every
+//! thread re-pack A and leaves C in column pieces to be copied together afterwards.
 //!
 //! A product is cut into pieces of decreasing size (`Cuts::guided`: each about what
 //! is left ÷ 2·threads), claimed in order by whichever thread is free: a core that
@@ -21,8 +19,8 @@
 //! late) takes fewer pieces, and the small last pieces let the threads finish
 //! together instead of one waiting out the other's last big piece.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::optim::Update;
 use crate::pool::{MAX_PIECES, MAX_THREADS, Pool, piece};
@@ -48,7 +46,7 @@ type Slot<'c> = Mutex<Option<(usize, &'c mut [f32])>>;
 
 /// Takes a piece out of its slot (each slot is taken once, by its own thread).
 fn take<'c>(slot: &Slot<'c>) -> Option<(usize, &'c mut [f32])> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }
 
 /// Where a call cuts `0..len` (rows, or elements): piece `i` is
@@ -106,7 +104,7 @@ fn row_pieces<'c>(c: &'c mut [f32], row: usize, cuts: &Cuts) -> [Slot<'c>; MAX_P
     for (i, slot) in out.iter_mut().enumerate().take(cuts.count) {
         let r = cuts.get(i);
         let (mine, tail) = core::mem::take(&mut rest).split_at_mut(r.len() * row);
-        *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some((r.start, mine));
+        *slot.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((r.start, mine));
         rest = tail;
     }
     out
@@ -127,7 +125,7 @@ fn claim_each<T: Send>(
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = slots.get(i) else { break };
-            let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             if let Some(piece) = taken {
                 f(t, i, piece);
             }
@@ -234,16 +232,12 @@ fn aligned(buf: &mut [f32], len: usize) -> &mut [f32] {
 type RowsOfA<'a> = dyn Fn(usize) -> (&'a [f32], usize, usize) + Sync + 'a;
 
 /// `C ← α·A·B + β·C` (`C: m×n` row-major, `A` from `a_from(row)`, `B: k×n` by
-/// strides) on `pool`, cut by rows of C into pieces, one k block of B̃ at a time
-/// (β on the first block, 1 after: per element, the serial loop nest's order).
-///
-/// The threads pack the first block together; after that the product flows
-/// ([`Flow`]): each piece of a block is a task claimed in order, and the next
-/// block is packed, by one thread, into the other of two buffers while the others
-/// multiply, so no thread waits at the end of a block for the others to finish
-/// theirs. Why block by block rather than all of B at once: a block (≤ 1.25 MiB) is
-/// rewritten in place while still in cache; packing all of B first measured 1.6–2.4×
-/// the time of the serial call's own packing (0.55–0.75 ms for a 794×794 B).
+/// strides) on `pool`, cut by rows of C, one k block at a time: the threads pack the
+/// block's B̃ together into the pool's buffer, then each piece of rows multiplies by
+/// it (β on the first block, 1 after: per element, the serial loop nest's order). Why block by
+/// block rather than all of B at once: a block (≤ 1.25 MiB) is rewritten in place
+/// while still in cache; packing all of B first measured 1.6–2.4× the time of the
+/// serial call's own packing (0.55–0.75 ms for a 794×794 B).
 #[allow(clippy::too_many_arguments)]
 fn split_rows_shared_b(
     pool: &Pool,
@@ -258,194 +252,32 @@ fn split_rows_shared_b(
 ) {
     // At least two tiles of rows per piece: each piece streams all of B̃ from cache.
     let cuts = Cuts::guided(m, pool.threads(), MR, 2);
-    // Piece `c` (from row `r0`) times the k block `steps`: by B̃ packed and shared, or
-    // (`None`) packing what it needs from B itself.
-    let multiply = |pack: &mut [f32],
-                    r0,
-                    steps: core::ops::Range<usize>,
-                    packed: Option<&[f32]>,
-                    c: &mut [f32]| {
-        let (a, rsa, csa) = a_from(r0);
-        let (a, rows, kc) = (&a[steps.start * csa..], c.len() / n, steps.len());
-        let beta = if steps.start == 0 { beta } else { 1.0 };
-        let (b, rsb, csb) = b;
-        match packed {
-            Some(p) => sgemm_packed_b(rows, kc, n, alpha, a, rsa, csa, p, beta, c, n, 1, pack),
-            None => {
-                let b = &b[steps.start * rsb..];
-                sgemm(rows, kc, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, n, 1, pack);
-            }
-        }
-    };
-    // k = 0 never gets here: the callers run products too small to split serially.
-    let Some(first) = packed_b_blocks(k).next() else { return };
-    // The first k block is the largest.
-    let block_len = packed_b_len(first.len(), n);
-    if block_len > MAX_SHARED_B {
-        for steps in packed_b_blocks(k) {
-            split_rows(pool, c, n, &cuts, &|t, r0, c| {
-                multiply(&mut pool.pack(t), r0, steps.clone(), None, c);
-            });
-        }
-        return;
-    }
-    let mut shared = pool.packed_b(2 * (block_len + 16));
-    let (buf0, buf1) = shared.split_at_mut(block_len + 16);
-    let (buf0, buf1) = (aligned(buf0, block_len), aligned(buf1, block_len));
-    pack_shared_block(pool, k, n, b, first, &mut buf0[..block_len]);
-    let flow = Flow {
-        k,
-        n,
-        b,
-        blocks: packed_b_blocks(k).count(),
-        pieces: cuts.count,
-        buffers: [RwLock::new((0, buf0)), RwLock::new((usize::MAX, buf1))],
-        stage: core::array::from_fn(|_| AtomicUsize::new(0)),
-        slots: row_pieces(c, n, &cuts),
-        failed: AtomicBool::new(false),
-    };
-    let next = AtomicUsize::new(0);
-    pool.run(&|t| {
-        let mut pack = pool.pack(t);
-        let _fail = FailOnUnwind(&flow.failed);
-        while let Some(task) = flow.task(next.fetch_add(1, Ordering::Relaxed)) {
-            let done = match task {
-                FlowTask::Pack(block) => flow.pack(block),
-                FlowTask::Multiply(block, i) => flow.multiply(block, i, |r0, steps, packed, c| {
-                    multiply(&mut pack, r0, steps, Some(packed), c);
-                }),
-            };
-            if !done {
-                return;
-            }
-        }
-    });
-}
-
-/// Where in each block's tasks [`Flow`] packs the next block: after the block's first
-/// two (largest) pieces, so that the packing thread is done while the others still
-/// have pieces of this block to multiply.
-const PACK_AFTER: usize = 2;
-
-/// A task of [`Flow`]: pack a k block into its buffer, or multiply a piece of rows by
-/// a packed block.
-enum FlowTask {
-    Pack(usize),
-    Multiply(usize, usize),
-}
-
-/// Sets the flag if its thread unwinds, so that the other threads stop waiting for
-/// work that will never be done.
-struct FailOnUnwind<'f>(&'f AtomicBool);
-
-impl Drop for FailOnUnwind<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.store(true, Ordering::Release);
-        }
-    }
-}
-
-/// The state of a flowing product ([`split_rows_shared_b`]).
-///
-/// Tasks are numbered in claiming order: for each k block, its pieces of rows (in
-/// order), with the packing of the next block after the first [`PACK_AFTER`]. A task
-/// waits only for tasks numbered before it (its piece in the previous block, the
-/// packing of its block, or, to pack, every piece of the block two back, whose buffer
-/// it reuses), which some thread has claimed and is doing, so the flow cannot deadlock,
-/// and a thread alone (a worker that never came) does every task in order.
-struct Flow<'a, 'c> {
-    k: usize,
-    n: usize,
-    b: (&'a [f32], usize, usize),
-    blocks: usize,
-    pieces: usize,
-    /// Two packed blocks, each with the index of the block it holds.
-    buffers: [RwLock<(usize, &'a mut [f32])>; 2],
-    /// Per piece: the next block it is to be multiplied by.
-    stage: [AtomicUsize; MAX_PIECES],
-    slots: [Slot<'c>; MAX_PIECES],
-    failed: AtomicBool,
-}
-
-impl Flow<'_, '_> {
-    fn task(&self, t: usize) -> Option<FlowTask> {
-        let per_block = self.pieces + 1;
-        let (block, j) = (t / per_block, t % per_block);
-        if block >= self.blocks {
-            return None;
-        }
-        let at = PACK_AFTER.min(self.pieces);
-        Some(match j.cmp(&at) {
-            core::cmp::Ordering::Less => FlowTask::Multiply(block, j),
-            core::cmp::Ordering::Equal => FlowTask::Pack(block + 1),
-            core::cmp::Ordering::Greater => FlowTask::Multiply(block, j - 1),
-        })
-    }
-
-    fn steps(&self, block: usize) -> core::ops::Range<usize> {
-        packed_b_blocks(self.k).nth(block).unwrap_or(self.k..self.k)
-    }
-
-    /// Spins until `ready()`; false if another thread failed first.
-    fn wait(&self, ready: impl Fn() -> bool) -> bool {
-        while !ready() {
-            if self.failed.load(Ordering::Acquire) {
-                return false;
-            }
-            core::hint::spin_loop();
-        }
-        true
-    }
-
-    /// Packs `block` (if there is one) into its buffer, once every piece is past the
-    /// block two before it, which that buffer holds.
-    fn pack(&self, block: usize) -> bool {
-        if block >= self.blocks {
-            return true;
-        }
-        let free =
-            || self.stage[..self.pieces].iter().all(|s| s.load(Ordering::Acquire) + 1 >= block);
-        if !self.wait(free) {
-            return false;
-        }
-        let mut buffer = self.buffers[block % 2].write().unwrap_or_else(PoisonError::into_inner);
-        let steps = self.steps(block);
-        let (b, rsb, csb) = self.b;
-        let panels = self.n.div_ceil(NR);
-        let dst = &mut buffer.1[..packed_b_len(steps.len(), self.n)];
-        pack_b_panels(self.k, self.n, b, rsb, csb, steps, 0..panels, dst);
-        buffer.0 = block;
-        true
-    }
-
-    /// Runs `f(first_row, steps, packed_block, rows_of_c)` for piece `i` and `block`,
-    /// once the piece has been multiplied by the blocks before and `block` is packed.
-    fn multiply(
-        &self,
-        block: usize,
-        i: usize,
-        f: impl FnOnce(usize, core::ops::Range<usize>, &[f32], &mut [f32]),
-    ) -> bool {
-        if !self.wait(|| self.stage[i].load(Ordering::Acquire) == block) {
-            return false;
-        }
-        let packed = loop {
-            match self.buffers[block % 2].try_read() {
-                Ok(g) if g.0 == block => break g,
-                Err(TryLockError::Poisoned(p)) if p.get_ref().0 == block => break p.into_inner(),
-                _ if self.failed.load(Ordering::Acquire) => return false,
-                _ => core::hint::spin_loop(),
-            }
+    // The first k block is the largest. One too large to share is packed by each
+    // piece from B itself, block by block all the same.
+    let block_len = packed_b_blocks(k).next().map_or(0, |steps| packed_b_len(steps.len(), n));
+    let share = block_len <= MAX_SHARED_B;
+    let mut shared = pool.packed_b(if share { block_len + 16 } else { 0 });
+    let buf = aligned(&mut shared, if share { block_len } else { 0 });
+    let (b, rsb, csb) = b;
+    for steps in packed_b_blocks(k) {
+        let kc = steps.len();
+        let packed = if share {
+            let packed = &mut buf[..packed_b_len(kc, n)];
+            pack_shared_block(pool, k, n, (b, rsb, csb), steps.clone(), packed);
+            Some(&*packed)
+        } else {
+            None
         };
-        // Uncontended: piece i is this task's until its stage moves on.
-        let mut slot = self.slots[i].lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((r0, rows)) = slot.as_mut() else { return false };
-        let steps = self.steps(block);
-        f(*r0, steps.clone(), &packed.1[..packed_b_len(steps.len(), self.n)], rows);
-        drop((slot, packed));
-        self.stage[i].store(block + 1, Ordering::Release);
-        true
+        let b = &b[steps.start * rsb..];
+        let beta = if steps.start == 0 { beta } else { 1.0 };
+        split_rows(pool, c, n, &cuts, &|t, r0, c| {
+            let (a, rsa, csa) = a_from(r0);
+            let (a, rows, pack) = (&a[steps.start * csa..], c.len() / n, &mut pool.pack(t));
+            match packed {
+                Some(p) => sgemm_packed_b(rows, kc, n, alpha, a, rsa, csa, p, beta, c, n, 1, pack),
+                None => sgemm(rows, kc, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, n, 1, pack),
+            }
+        });
     }
 }
 
@@ -780,15 +612,15 @@ pub fn linear_rank1(
         // The other thread holds a block for one block's work (µs): spin, don't park.
         match blocks[b].try_lock() {
             Ok(guard) => return guard,
-            Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-            Err(TryLockError::WouldBlock) => core::hint::spin_loop(),
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => core::hint::spin_loop(),
         }
     };
     pool.run(&|t| match t {
         0 => {
             // However this thread leaves (a panic included), the worker must not wait on it.
             let _release = PassAll(&passed, count);
-            let taken = weights.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let taken = weights.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             let Some((w, mut dx)) = taken else { return };
             for (b, w) in w.chunks_mut(rows_per * k).enumerate() {
                 let mut block = lock(b);
