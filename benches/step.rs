@@ -194,20 +194,20 @@ fn paired_versus_plain(
         start.elapsed().as_secs_f64() * 1e3
     }
     let [one, two] = trainers;
-    let (mut ms, mut ratios) = ([(); 3].map(|_| Vec::new()), [(); 2].map(|_| Vec::new()));
-    for round in 0..PAIRED_ROUNDS {
-        let i = round % ROTATION;
-        let t1 = timed(|i| one.step(&data[i].0, &data[i].1), i);
-        let t2 = timed(|i| two.step(&data[i].0, &data[i].1), i);
-        let tp = timed(|i| plain.step(&data[i].0, &data[i].1), i);
-        for (v, t) in ms.iter_mut().zip([t1, t2, tp]) {
-            v.push(t);
-        }
-        ratios[0].push(tp / t1);
-        ratios[1].push(tp / t2);
-    }
-    let [one, two, plain] = ms.map(median);
-    let [r1, r2] = ratios.map(median);
+    // Per round: idmlp on 1 thread, on 2, the plain step (ms).
+    let rounds: Vec<[f64; 3]> = (0..PAIRED_ROUNDS)
+        .map(|round| {
+            let i = round % ROTATION;
+            [
+                timed(|i| one.step(&data[i].0, &data[i].1), i),
+                timed(|i| two.step(&data[i].0, &data[i].1), i),
+                timed(|i| plain.step(&data[i].0, &data[i].1), i),
+            ]
+        })
+        .collect();
+    let column = |f: &dyn Fn(&[f64; 3]) -> f64| median(rounds.iter().map(f).collect());
+    let (one, two, plain) = (column(&|r| r[0]), column(&|r| r[1]), column(&|r| r[2]));
+    let (r1, r2) = (column(&|r| r[2] / r[0]), column(&|r| r[2] / r[1]));
     println!(
         "versus_plain/{}/B=1/L=20/paired: plain ÷ idmlp {r1:.2} (1 thread), {r2:.2} (2 threads); \
          step medians idmlp {one:.1} ms, 2 threads {two:.1} ms, plain {plain:.1} ms \
