@@ -165,33 +165,64 @@ pub fn gemm_atb_stripes(
     );
 }
 
-/// Accumulator lanes of [`dot`]: 16 independent partial sums, which LLVM turns into
-/// vector registers and independent add chains (a single running sum would be one
-/// serial chain and could not be vectorised without reordering the additions).
+/// Accumulator lanes of a dot product ([`dot_rows`]): 16 independent partial sums,
+/// which LLVM turns into vector registers and independent add chains (a single running
+/// sum would be one serial chain and could not be vectorised without reordering the
+/// additions).
 const LANES: usize = 16;
 
-/// `Σ_p x[p]·y[p]` over equal-length slices, summed in [`LANES`] interleaved partial
-/// sums and then across them.
+/// Rows of B whose dot products [`dot_rows`] computes in one pass.
+const ROWS: usize = 4;
+
+/// `Σ_p x[p]·row[p]` for each of [`ROWS`] rows as long as `x`: summed in [`LANES`]
+/// interleaved partial sums (lane `l` takes `p ≡ l mod LANES` over the whole chunks, in
+/// order), then across the lanes in order, plus the leftover elements' sum.
+///
+/// Why four rows at once: a single dot ends in a serial chain (the lanes summed in
+/// order, after k/16 dependent adds per lane) that the out-of-order window cannot hide
+/// behind the next row's loads; four independent chains can. Each row's arithmetic is
+/// the single dot's, so the bits are too (unit test below). Measured on 20 layers of
+/// the batch-1 forward, alternating with the one-row loop in one process: medians of
+/// 4.44–5.18 ms against 4.60–5.55 ms, faster in each of 6 runs (about 5%).
 #[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(&a, &b)| a * b).sum();
-    for (xs, ys) in xc.zip(yc) {
-        for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
-            *s += a * b;
+fn dot_rows(x: &[f32], rows: [&[f32]; ROWS]) -> [f32; ROWS] {
+    let lanes = |s: &[f32], c: usize| -> [f32; LANES] {
+        s[c * LANES..(c + 1) * LANES].try_into().unwrap_or([0.0; LANES])
+    };
+    let mut acc = [[0.0f32; LANES]; ROWS];
+    for c in 0..x.len() / LANES {
+        let xs = lanes(x, c);
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            // Fixed-size arrays, so that LLVM vectorises along the lanes, not across
+            // the rows (which it did for slices: spills and shuffles).
+            let ys = lanes(row, c);
+            for l in 0..LANES {
+                acc[l] += xs[l] * ys[l];
+            }
         }
     }
-    acc.iter().sum::<f32>() + tail
+    let full = x.len() - x.len() % LANES;
+    core::array::from_fn(|r| {
+        let tail: f32 = x[full..].iter().zip(&rows[r][full..]).map(|(&a, &b)| a * b).sum();
+        acc[r].iter().sum::<f32>() + tail
+    })
 }
 
 /// `c ← α·a·Bᵀ + β·c` for the row `a` (`k`), `B: n×k` and the row `c` (`n`): one dot
-/// product per row of B, which is read once, in storage order. `k ≥ 1`.
+/// product per row of B, [`ROWS`] at a time, B read once, in storage order. `k ≥ 1`.
 #[inline(always)]
 fn row_dot_rows(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    for (cj, row) in c.iter_mut().zip(b.chunks_exact(a.len())) {
-        let v = alpha * dot(a, row);
-        *cj = if beta == 0.0 { v } else { v + beta * *cj };
+    let k = a.len();
+    for (c, b) in c.chunks_mut(ROWS).zip(b.chunks(ROWS * k)) {
+        // The last pass may have fewer rows: it repeats its last one (from cache).
+        let rows = core::array::from_fn(|r| {
+            let r = r.min(c.len() - 1);
+            &b[r * k..(r + 1) * k]
+        });
+        for (cj, d) in c.iter_mut().zip(dot_rows(a, rows)) {
+            let v = alpha * d;
+            *cj = if beta == 0.0 { v } else { v + beta * *cj };
+        }
     }
 }
 
@@ -226,6 +257,49 @@ fn outer_product(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
             c_row.iter_mut().zip(b).for_each(|(cj, &bj)| *cj = s * bj);
         } else {
             c_row.iter_mut().zip(b).for_each(|(cj, &bj)| *cj = s * bj + beta * *cj);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LANES, gemm_abt};
+
+    /// One dot product in the order the batch-1 forward has always used: lane `l` sums
+    /// `x[p]·y[p]` for `p ≡ l mod LANES` over the whole chunks, then the lanes in order,
+    /// then the leftover elements' sum.
+    fn dot_in_order(x: &[f32], y: &[f32]) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        let full = x.len() - x.len() % LANES;
+        for p in 0..full {
+            acc[p % LANES] += x[p] * y[p];
+        }
+        let tail: f32 = x[full..].iter().zip(&y[full..]).map(|(&a, &b)| a * b).sum();
+        acc.iter().sum::<f32>() + tail
+    }
+
+    #[test]
+    fn batch1_forward_keeps_the_single_dot_bits() {
+        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 317.0;
+        for k in [1, 15, 16, 17, 33, 794] {
+            for n in 1..=9 {
+                let a: Vec<f32> = (0..k).map(value).collect();
+                let b: Vec<f32> = (0..n * k).map(|i| value(i + 13)).collect();
+                for beta in [0.0, 1.0] {
+                    let mut c: Vec<f32> = (0..n).map(|j| value(j + 5)).collect();
+                    let want: Vec<u32> = c
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &c0)| {
+                            let v = 1.3 * dot_in_order(&a, &b[j * k..(j + 1) * k]);
+                            (if beta == 0.0 { v } else { v + beta * c0 }).to_bits()
+                        })
+                        .collect();
+                    gemm_abt(1, k, n, 1.3, &a, &b, beta, &mut c, &mut []);
+                    let got: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(got, want, "k = {k}, n = {n}, β = {beta}");
+                }
+            }
         }
     }
 }
