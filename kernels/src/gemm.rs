@@ -172,18 +172,20 @@ pub fn gemm_atb_stripes(
 const LANES: usize = 16;
 
 /// Rows of B whose dot products [`dot_rows`] computes in one pass.
-const ROWS: usize = 4;
+const ROWS: usize = 6;
 
 /// `Σ_p x[p]·row[p]` for each of [`ROWS`] rows as long as `x`: summed in [`LANES`]
 /// interleaved partial sums (lane `l` takes `p ≡ l mod LANES` over the whole chunks, in
 /// order), then across the lanes in order, plus the leftover elements' sum.
 ///
-/// Why four rows at once: a single dot ends in a serial chain (the lanes summed in
+/// Why several rows at once: a single dot ends in a serial chain (the lanes summed in
 /// order, after k/16 dependent adds per lane) that the out-of-order window cannot hide
-/// behind the next row's loads; four independent chains can. Each row's arithmetic is
-/// the single dot's, so the bits are too (unit test below). Measured on 20 layers of
-/// the batch-1 forward, alternating with the one-row loop in one process: medians of
-/// 4.44–5.18 ms against 4.60–5.55 ms, faster in each of 6 runs (about 5%).
+/// behind the next row's loads; independent chains can. Each row's arithmetic is the
+/// single dot's, so the bits are too (unit test below). Six rows keep 12 accumulator
+/// vectors and the two of `x` in 14 of AVX2's 16 registers. Measured on 20 layers of
+/// the batch-1 forward, variants alternating in one process (6 runs): medians of
+/// 3.83–4.05 ms with six rows, 4.06–4.73 with four, 4.30–4.54 one at a time; seven
+/// rows were slower than six in every run.
 #[inline(always)]
 fn dot_rows(x: &[f32], rows: [&[f32]; ROWS]) -> [f32; ROWS] {
     let lanes = |s: &[f32], c: usize| -> [f32; LANES] {
