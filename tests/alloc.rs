@@ -52,7 +52,7 @@ fn training_steps_after_the_first_allocate_nothing() {
     assert!(allocated().0 > after.0, "the counting allocator saw nothing");
 }
 
-/// SGD, momentum and Adam at `lr`.
+/// SGD and momentum at `lr`, and Adam at its defaults.
 fn every_optimizer(lr: f32) -> [OptimizerKind; 3] {
     [
         OptimizerKind::Sgd { lr },

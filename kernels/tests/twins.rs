@@ -867,7 +867,7 @@ fn linear_rank1_update_matches_naive() {
 /// The pool-split GEMMs and update equal the serial ones bit for bit, for 1–3
 /// threads, on shapes that split (and ragged ones that do not split evenly): B shared
 /// block by block over several k blocks (k > KC; 128×794 is the training step's
-/// shape: seven pieces over three blocks) and, at 330×25000, two blocks each
+/// shape: on 2 threads, seven pieces over three blocks) and, at 330×25000, two blocks each
 /// too large to share (each piece packs its own, block by block).
 #[test]
 fn par_gemms_and_update_are_bit_identical_to_serial() {
