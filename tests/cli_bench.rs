@@ -44,3 +44,30 @@ fn bench_json_reports_step_cost_and_zero_allocations() {
     assert_eq!(v["allocs_per_step"].as_f64(), Some(0.0), "a steady-state step allocated");
     assert!(v["allocs_warmup"].as_u64().unwrap() > 0, "the allocation counter saw nothing");
 }
+
+/// `--threads 2 --independent`: both speed-ups are reported as positive numbers, and
+/// the independent trainers' threads (spawned every round) are not counted as the
+/// step's allocations. Without `--independent` that field is null.
+#[test]
+fn bench_json_reports_thread_and_independent_speedups() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_idmlp"))
+            .args(["bench", "--batch", "16", "--layers", "2", "--steps", "3", "--threads", "2"])
+            .args(extra)
+            .arg("--json")
+            .output()
+            .expect("run idmlp");
+        assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
+    };
+    let v = run(&["--independent"]);
+    assert_eq!(v["threads"], 2);
+    for key in ["thread_speedup", "independent_speedup", "one_thread_ms"] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x.is_finite() && x > 0.0, "{key} = {x}");
+    }
+    assert_eq!(v["allocs_per_step"].as_f64(), Some(0.0), "a steady-state step allocated");
+    let plain = run(&[]);
+    assert!(plain["independent_speedup"].is_null(), "{plain}");
+    assert!(plain["thread_speedup"].as_f64().is_some(), "{plain}");
+}

@@ -10,10 +10,20 @@
 //! workers park while the twin runs, and waking a parked thread (on a VM, an idle
 //! vCPU) can take milliseconds, which a training loop, stepping back to back, never
 //! pays. The lead-in steps are counted in the allocations.
+//!
+//! With `--independent` as well, each round also starts T independent one-thread
+//! trainers at once (a barrier, one lead-in step each, a barrier, one timed step
+//! each), and `independent_speedup` is the median of T × the round's one-thread step
+//! ÷ the slowest of the T. It reads how much a second core gives this work at the
+//! moment, with nothing shared and no hand-offs: on a shared host the other tenants
+//! move it, and `thread_speedup` ÷ `independent_speedup` is then the part the split
+//! itself keeps. A reference, not a bound: T copies read T sets of weights, where a
+//! split step reads one, so at batch 1 the split can beat it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::error::Error;
 use std::num::NonZeroUsize;
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -69,6 +79,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// With `--threads T` > 1: also step T independent one-thread trainers at once in
+    /// every round, to report what this machine gives T copies of the step right now
+    /// (see the module doc). Holds T more models in memory.
+    #[arg(long)]
+    pub independent: bool,
 }
 
 /// Counts heap allocations (alloc, alloc_zeroed, realloc calls) process-wide.
@@ -147,6 +162,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     // trainer, so that the speed-up is a ratio of paired steps under the same load.
     let mut single = (trainer.threads() > 1)
         .then(|| Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind));
+    // With --independent, T one-thread trainers that step at once (each round).
+    let mut crowd: Vec<Trainer> = if args.independent && trainer.threads() > 1 {
+        (0..trainer.threads())
+            .map(|_| Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // The first step sizes the tape, so the warm-up does allocate: reported, it shows
     // that the counter works.
     let warmup_before = allocations();
@@ -157,11 +180,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         if let Some(single) = &mut single {
             single.step(x, y);
         }
+        for t in &mut crowd {
+            t.step(x, y);
+        }
     }
     let warmup_allocs = allocations() - warmup_before;
 
     let (mut step_ms, mut gemm_ms, mut ratio) = (vec![], vec![], vec![]);
-    let (mut single_ms, mut speedup) = (vec![], vec![]);
+    let (mut single_ms, mut speedup, mut independent) = (vec![], vec![], vec![]);
     let mut step_allocs = 0;
     let mut loss = 0.0;
     for i in 0..steps {
@@ -189,6 +215,10 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             let one = t.elapsed().as_secs_f64() * 1e3;
             single_ms.push(one);
             speedup.push(one / s);
+            if !crowd.is_empty() {
+                let slowest = step_at_once(&mut crowd, x, y);
+                independent.push(crowd.len() as f64 * one / slowest);
+            }
         }
     }
     if !loss.is_finite() {
@@ -206,6 +236,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     let allocs_per_step = step_allocs as f64 / counted as f64;
     let one_thread =
         (!single_ms.is_empty()).then(|| (summary(&mut single_ms).0, summary(&mut speedup).0));
+    let independent = (!independent.is_empty()).then(|| summary(&mut independent).0);
     if args.json {
         let value = serde_json::json!({
             "batch": batch,
@@ -231,6 +262,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             "huge_pages_mib": huge_pages_mib(),
             "one_thread_ms": one_thread.map(|(ms, _)| ms),
             "thread_speedup": one_thread.map(|(_, x)| x),
+            "independent_speedup": independent,
             "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -260,11 +292,44 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             trainer.threads()
         );
     }
+    if let Some(x) = independent {
+        println!(
+            "independent  {} one-thread trainers at once: {x:.2}× one alone (median of rounds)",
+            trainer.threads()
+        );
+    }
     println!("allocations per step: {allocs_per_step} (warm-up: {warmup_allocs})");
     if let Some(mib) = huge_pages_mib() {
         println!("on huge pages: {mib} MiB of this process's memory");
     }
     Ok(())
+}
+
+/// Steps every trainer of `crowd` on its own thread at once: a barrier, an untimed
+/// lead-in step each, a barrier, a timed step each. Returns the slowest timed step (ms):
+/// how long the machine took to do `crowd.len()` one-thread steps side by side.
+fn step_at_once(crowd: &mut [Trainer], x: &[f32], y: &[u32]) -> f64 {
+    let start = Barrier::new(crowd.len());
+    let timed = Barrier::new(crowd.len());
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = crowd
+            .iter_mut()
+            .map(|t| {
+                let (start, timed) = (&start, &timed);
+                scope.spawn(move || {
+                    start.wait();
+                    t.step(x, y);
+                    timed.wait();
+                    let at = Instant::now();
+                    t.step(x, y);
+                    at.elapsed().as_secs_f64() * 1e3
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("a trainer of --independent panicked"))
+            .fold(0.0, f64::max)
+    })
 }
 
 /// MiB of this process's anonymous memory on transparent huge pages (Linux's
