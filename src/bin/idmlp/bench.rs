@@ -155,21 +155,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             (x, y)
         })
         .collect();
-    let mut trainer = Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind)
-        .with_threads(args.threads.get());
+    // Every trainer here starts from the same model (one thread unless told).
+    let fresh = || Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind);
+    let mut trainer = fresh().with_threads(args.threads.get());
     let mut gemms = StepGemms::new(arch, batch);
     // With --threads T > 1, a one-thread twin steps alternately with the T-thread
     // trainer, so that the speed-up is a ratio of paired steps under the same load.
-    let mut single = (trainer.threads() > 1)
-        .then(|| Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind));
+    let mut single = (trainer.threads() > 1).then(fresh);
     // With --independent, T one-thread trainers that step at once (each round).
-    let mut crowd: Vec<Trainer> = if args.independent && trainer.threads() > 1 {
-        (0..trainer.threads())
-            .map(|_| Trainer::new(Mlp::new(arch, Init::default(), args.seed), kind))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let crowd_size = if args.independent && trainer.threads() > 1 { trainer.threads() } else { 0 };
+    let mut crowd: Vec<Trainer> = (0..crowd_size).map(|_| fresh()).collect();
     // The first step sizes the tape, so the warm-up does allocate: reported, it shows
     // that the counter works.
     let warmup_before = allocations();
