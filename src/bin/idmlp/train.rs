@@ -88,8 +88,8 @@ pub struct Hyper {
     pub seed: u64,
     /// Compute threads for training (GEMMs and optimizer updates are split between
     /// them). Results are bit-identical for every thread count; 2 pays from batch ≈ 32,
-    /// on cores that are free: with another busy process on one of two cores, 2
-    /// threads measured slower than 1.
+    /// on free cores (with another busy process on one of two cores, 2 threads
+    /// measured 0.90–0.99× the speed of 1).
     #[arg(long, default_value_t = NonZeroUsize::new(1).unwrap())]
     pub threads: NonZeroUsize,
 }
