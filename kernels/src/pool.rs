@@ -306,46 +306,29 @@ pub fn piece(len: usize, parts: usize, unit: usize, i: usize) -> core::ops::Rang
 mod tests {
     use super::*;
 
-    fn budget(pool: &Pool) -> Duration {
-        Duration::from_nanos(pool.shared.spin_ns.load(Ordering::Relaxed))
+    fn budget(shared: &Shared) -> Duration {
+        Duration::from_nanos(shared.spin_ns.load(Ordering::Relaxed))
     }
 
-    /// A job that every thread joins: each adds its index + 1.
-    fn run_sum(pool: &Pool) -> usize {
-        let sum = AtomicUsize::new(0);
-        pool.run(&|t| {
-            sum.fetch_add(t + 1, Ordering::Relaxed);
-        });
-        sum.into_inner()
-    }
-
-    /// A worker left waiting longer than its budget halves it, and calls that follow
-    /// each other closely win it back; every call runs the caller's share either way.
+    /// The budget rule alone, on a pool without workers (so no thread but this one
+    /// waits): a wait that spins out halves it down to MIN_SPIN, one that ends while
+    /// spinning doubles it up to SPIN.
     #[test]
-    fn spin_budget_shrinks_when_waits_run_out_and_recovers_when_calls_come_fast() {
-        let pool = Pool::new(2);
-        assert!(run_sum(&pool) >= 1);
-        // Idle well past SPIN, polling (not timing) for the worker's spin to run out.
-        let mut shrunk = false;
-        for _ in 0..1000 {
-            std::thread::sleep(Duration::from_millis(2));
-            if budget(&pool) < SPIN {
-                shrunk = true;
-                break;
-            }
+    fn spin_budget_halves_when_a_wait_spins_out_and_doubles_when_it_ends_in_time() {
+        let pool = Pool::new(1);
+        let shared = &*pool.shared;
+        assert_eq!(budget(shared), SPIN);
+        assert!(!spin_until(shared, || false));
+        assert_eq!(budget(shared), SPIN / 2);
+        for _ in 0..20 {
+            assert!(!spin_until(shared, || false));
         }
-        assert!(shrunk, "the idle worker's spin never ran out of budget");
-        assert!(budget(&pool) >= MIN_SPIN);
-        let mut recovered = false;
-        for _ in 0..100_000 {
-            let sum = run_sum(&pool);
-            // The caller's 1, plus the worker's 2 when it joined in time.
-            assert!(sum == 1 || sum == 3, "sum {sum}");
-            if budget(&pool) == SPIN {
-                recovered = true;
-                break;
-            }
+        assert_eq!(budget(shared), MIN_SPIN);
+        assert!(spin_until(shared, || true));
+        assert_eq!(budget(shared), 2 * MIN_SPIN);
+        for _ in 0..20 {
+            assert!(spin_until(shared, || true));
         }
-        assert!(recovered, "back-to-back calls never won the budget back");
+        assert_eq!(budget(shared), SPIN);
     }
 }
