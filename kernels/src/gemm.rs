@@ -189,7 +189,7 @@ const ROWS: usize = 6;
 #[inline(always)]
 fn dot_rows(x: &[f32], rows: [&[f32]; ROWS]) -> [f32; ROWS] {
     let lanes = |s: &[f32], c: usize| -> [f32; LANES] {
-        s[c * LANES..(c + 1) * LANES].try_into().unwrap_or([0.0; LANES])
+        s[c * LANES..(c + 1) * LANES].try_into().expect("a range of LANES floats")
     };
     let mut acc = [[0.0f32; LANES]; ROWS];
     for c in 0..x.len() / LANES {

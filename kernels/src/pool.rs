@@ -7,8 +7,8 @@
 //! borrowed closure and returns only after every worker is done with it, which is what
 //! makes lending a non-`'static` closure sound.
 //!
-//! Waiting is spin-then-park, on both sides: a worker spins for [`SPIN`] on the job
-//! counter before it parks on a condition variable, and so does the caller on the count
+//! Waiting is spin-then-park, on both sides: a worker spins for up to [`SPIN`] (the
+//! budget below) on the job counter before it parks on a condition variable, and so does the caller on the count
 //! of unfinished workers before it sleeps. Why: a training step is ~60 calls a few
 //! hundred microseconds to a few milliseconds apart, and waking a parked thread costs
 //! a futex round trip plus, on a virtual machine, waking an idle vCPU: measured here,
