@@ -408,22 +408,85 @@ impl crate::sgemm::StripeSink for StripeUpdate<'_, '_> {
     }
 }
 
-/// Asks the CPU to bring the cache line of `s[i]` closer (no-op past the end, or off
-/// x86-64). A hint only: it changes no value.
+/// Asks the CPU to bring the cache line of `s[i]` closer (no-op past the end). A hint
+/// only: it changes no value.
 #[inline(always)]
 fn prefetch(s: &[f32], i: usize) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(x) = s.get(i) {
+        prefetch_addr(x);
+    }
+}
+
+/// Asks the CPU to bring the cache line at `p` closer (no-op off x86-64). Any address
+/// will do, mapped or not: a prefetch never faults, so callers may run past the end of
+/// a slice (with `wrapping_add`, which makes the pointer without dereferencing it).
+#[inline(always)]
+fn prefetch_addr(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
         use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: SSE (which `prefetcht0` belongs to) is part of the x86-64 baseline,
-        // and a prefetch reads no memory architecturally; the address is a live element.
+        // and a prefetch reads no memory architecturally and cannot fault, whatever
+        // the address.
         #[allow(unsafe_code)]
         unsafe {
-            _mm_prefetch::<_MM_HINT_T0>((x as *const f32).cast())
+            _mm_prefetch::<_MM_HINT_T0>(p.cast())
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, i);
+    let _ = p;
+}
+
+/// Floats per step of [`momentum_row_with_dx`]: one 64-byte cache line.
+const LINE: usize = 16;
+
+/// How far ahead of its position [`momentum_row_with_dx`] prefetches W and v: 512
+/// bytes (8 lines). The hardware prefetcher alone keeps too few lines in flight for
+/// one core to reach the memory's rate. Measured on 20 layers of the batch-1 momentum
+/// sweep (200 MB of reads and writes), variants alternating in one process, four runs
+/// of 30–40 rounds: 4–14% faster than no prefetch at 64, 128 and 256 floats ahead
+/// (128 best in three runs), no faster at 512. The same prefetch in the forward's dot
+/// products made them slower, and in the SGD sweep (W only) gained 2–5%.
+const AHEAD: usize = 128;
+
+/// One row of the batch-1 momentum sweep with an input gradient: `dx += s·w_row`
+/// (old W), then `v ← μ·v + s·x`, `W ← W − lr·v`, a cache line at a time with W and v
+/// prefetched [`AHEAD`] floats ahead (into the next row near the end, which is where
+/// the sweep goes next). Each element's arithmetic is [`momentum_elem`]'s, so the bits
+/// do not depend on the blocking. `v_row`, `dx` and `x` are as long as `w_row`.
+#[inline(always)]
+fn momentum_row_with_dx(
+    w_row: &mut [f32],
+    v_row: &mut [f32],
+    dx: &mut [f32],
+    x: &[f32],
+    s: f32,
+    lr: f32,
+    mu: f32,
+) {
+    let elem = |p: &mut f32, v: &mut f32, d: &mut f32, xj: f32| {
+        *d += s * *p;
+        momentum_elem(p, v, s * xj, lr, mu);
+    };
+    // Raw, because the chunks below borrow the rows; only ever prefetched.
+    let (w_at, v_at) = (w_row.as_ptr(), v_row.as_ptr());
+    let mut w = w_row.chunks_exact_mut(LINE);
+    let mut v = v_row.chunks_exact_mut(LINE);
+    let mut d = dx.chunks_exact_mut(LINE);
+    let mut xs = x.chunks_exact(LINE);
+    for (c, (((w, v), d), xs)) in
+        w.by_ref().zip(v.by_ref()).zip(d.by_ref()).zip(xs.by_ref()).enumerate()
+    {
+        prefetch_addr(w_at.wrapping_add(c * LINE + AHEAD));
+        prefetch_addr(v_at.wrapping_add(c * LINE + AHEAD));
+        for j in 0..LINE {
+            elem(&mut w[j], &mut v[j], &mut d[j], xs[j]);
+        }
+    }
+    let rest = w.into_remainder().iter_mut().zip(v.into_remainder()).zip(d.into_remainder());
+    for (((p, v), d), &xj) in rest.zip(xs.remainder()) {
+        elem(p, v, d, xj);
+    }
 }
 
 /// The kernel behind [`Update::linear_rank1`]: `dx += Wᵀ·dy` (old W), then
@@ -499,14 +562,7 @@ fn rank1_rows_body<'a>(
                 assert_eq!(v_row.len(), w_row.len(), "rank1_rows: velocity row length");
                 match dx.as_deref_mut() {
                     // One loop per row: W and v are each read and written once.
-                    Some(dx) => {
-                        for (((p, v), d), &xj) in
-                            w_row.iter_mut().zip(v_row).zip(dx.iter_mut()).zip(x)
-                        {
-                            *d += s * *p;
-                            momentum_elem(p, v, s * xj, lr, mu);
-                        }
-                    }
+                    Some(dx) => momentum_row_with_dx(w_row, v_row, dx, x, s, lr, mu),
                     None => {
                         for ((p, v), &xj) in w_row.iter_mut().zip(v_row).zip(x) {
                             momentum_elem(p, v, s * xj, lr, mu);
