@@ -506,6 +506,9 @@ pub fn linear_rank1_update(
 ) {
     let k = x.len();
     assert_eq!(w.len(), dy.len() * k, "linear_rank1_update: W is not dy.len()×x.len()");
+    if let Some(dx) = &dx {
+        assert_eq!(dx.len(), k, "linear_rank1_update: dx has {} values, x {k}", dx.len());
+    }
     let want = |n: usize| if rule.moments() >= n { w.len() } else { 0 };
     assert!(
         first.len() == want(1) && second.len() == want(2),
@@ -685,6 +688,24 @@ mod tests {
             (w.chunks_exact_mut(k), f.chunks_exact_mut(k), s.chunks_exact_mut(k));
         let next = |it: &mut core::slice::ChunksExactMut<'a, f32>| it.next().unwrap_or(&mut []);
         dy.iter().map(|&d| (next(&mut wr), next(&mut fr), next(&mut sr), d)).collect()
+    }
+
+    /// A `dx` of the wrong length is refused, not truncated (the row sweep walks `dx`
+    /// and `x` in step with each row).
+    #[test]
+    #[should_panic(expected = "linear_rank1_update: dx has 3 values, x 4")]
+    fn linear_rank1_update_refuses_a_short_dx() {
+        let (mut w, mut v, mut dx) = (vec![0.5; 8], vec![0.0; 8], vec![0.0; 3]);
+        let rule = UpdateRule::Momentum { lr: 0.1, mu: 0.9 };
+        super::linear_rank1_update(
+            Some(&mut dx),
+            &mut w,
+            &mut v,
+            &mut [],
+            &[1.0, 2.0],
+            &[1.0; 4],
+            rule,
+        );
     }
 
     /// `moment_rows` then `params_rows` over the same rows give the bits of the fused
