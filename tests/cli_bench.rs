@@ -71,3 +71,15 @@ fn bench_json_reports_thread_and_independent_speedups() {
     assert!(plain["independent_speedup"].is_null(), "{plain}");
     assert!(plain["thread_speedup"].as_f64().is_some(), "{plain}");
 }
+
+/// `--independent` on one thread has nothing to compare: a clear error, not a silent null.
+#[test]
+fn bench_independent_needs_two_threads() {
+    let out = Command::new(env!("CARGO_BIN_EXE_idmlp"))
+        .args(["bench", "--batch", "4", "--layers", "1", "--steps", "1", "--independent"])
+        .output()
+        .expect("run idmlp");
+    assert!(!out.status.success(), "a one-thread --independent run succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--independent") && err.contains("--threads 2"), "stderr: {err}");
+}

@@ -79,9 +79,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// With `--threads T` > 1: also step T independent one-thread trainers at once in
-    /// every round, to report what this machine gives T copies of the step right now
-    /// (see the module doc). Holds T more models in memory.
+    /// With `--threads T` (T ≥ 2; with one thread it is an error): also step T
+    /// independent one-thread trainers at once in every round, to report what this
+    /// machine gives T copies of the step right now (see the module doc). Holds T more
+    /// models in memory.
     #[arg(long)]
     pub independent: bool,
 }
@@ -139,6 +140,11 @@ fn summary(v: &mut [f64]) -> (f64, f64, f64) {
 
 /// `idmlp bench`.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
+    if args.independent && args.threads.get() < 2 {
+        return Err("--independent compares T threads with T independent trainers: it needs \
+                    --threads 2 or more"
+            .into());
+    }
     let (batch, steps) = (args.batch.get(), args.steps.get());
     let arch = Architecture::new(PIXELS, CLASSES, args.layers.get());
     let kind = match args.optimizer {
@@ -163,7 +169,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     // trainer, so that the speed-up is a ratio of paired steps under the same load.
     let mut single = (trainer.threads() > 1).then(fresh);
     // With --independent, T one-thread trainers that step at once (each round).
-    let crowd_size = if args.independent && trainer.threads() > 1 { trainer.threads() } else { 0 };
+    let crowd_size = if args.independent { trainer.threads() } else { 0 };
     let mut crowd: Vec<Trainer> = (0..crowd_size).map(|_| fresh()).collect();
     // The first step sizes the tape, so the warm-up does allocate: reported, it shows
     // that the counter works.
