@@ -3,14 +3,16 @@
 //! warm-up does, which shows that the counting allocator is live).
 #![cfg(feature = "cli")]
 
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// Runs `idmlp bench` with `args`.
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_idmlp")).arg("bench").args(args).output().expect("run idmlp")
+}
 
 #[test]
 fn bench_json_reports_step_cost_and_zero_allocations() {
-    let out = Command::new(env!("CARGO_BIN_EXE_idmlp"))
-        .args(["bench", "--batch", "4", "--layers", "2", "--steps", "3", "--json"])
-        .output()
-        .expect("run idmlp");
+    let out = bench(&["--batch", "4", "--layers", "2", "--steps", "3", "--json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -51,12 +53,10 @@ fn bench_json_reports_step_cost_and_zero_allocations() {
 #[test]
 fn bench_json_reports_thread_and_independent_speedups() {
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_idmlp"))
-            .args(["bench", "--batch", "16", "--layers", "2", "--steps", "3", "--threads", "2"])
-            .args(extra)
-            .arg("--json")
-            .output()
-            .expect("run idmlp");
+        let mut args = vec!["--batch", "16", "--layers", "2", "--steps", "3", "--threads", "2"];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let out = bench(&args);
         assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
     };
@@ -75,10 +75,7 @@ fn bench_json_reports_thread_and_independent_speedups() {
 /// `--independent` on one thread has nothing to compare: a clear error, not a silent null.
 #[test]
 fn bench_independent_needs_two_threads() {
-    let out = Command::new(env!("CARGO_BIN_EXE_idmlp"))
-        .args(["bench", "--batch", "4", "--layers", "1", "--steps", "1", "--independent"])
-        .output()
-        .expect("run idmlp");
+    let out = bench(&["--batch", "4", "--layers", "1", "--steps", "1", "--independent"]);
     assert!(!out.status.success(), "a one-thread --independent run succeeded");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--independent") && err.contains("--threads 2"), "stderr: {err}");
