@@ -328,7 +328,7 @@ pub fn gemm_abt(
     check_len("par::gemm_abt B", b.len(), n, k);
     if m == 1 {
         // C is one row: its columns are contiguous pieces, each a dot product with a
-        // band of B's rows. Memory-bound: two cores read W 1.6× as fast as one here.
+        // band of B's rows. Memory-bound: two cores read W 1.2–1.6× as fast as one here.
         return split_rows(pool, c, 1, &Cuts::guided(n, pool.threads(), 16, 2), &|t, j0, c| {
             let cols = c.len();
             gemm::gemm_abt(
