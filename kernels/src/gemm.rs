@@ -183,9 +183,10 @@ const ROWS: usize = 6;
 /// behind the next row's loads; independent chains can. Each row's arithmetic is the
 /// single dot's, so the bits are too (unit test below). Six rows keep 12 accumulator
 /// vectors and the two of `x` in 14 of AVX2's 16 registers. Measured on 20 layers of
-/// the batch-1 forward, variants alternating in one process (6 runs): medians of
-/// 3.83–4.05 ms with six rows, 4.06–4.73 with four, 4.30–4.54 one at a time; seven
-/// rows were slower than six in every run.
+/// the batch-1 forward (adjacent rows, before [`row_dot_rows`] took them from bands),
+/// variants alternating in one process (6 runs): medians of 3.83–4.05 ms with six
+/// rows, 4.06–4.73 with four, 4.30–4.54 one at a time; seven rows were slower than six
+/// in every run.
 #[inline(always)]
 fn dot_rows(x: &[f32], rows: [&[f32]; ROWS]) -> [f32; ROWS] {
     let lanes = |s: &[f32], c: usize| -> [f32; LANES] {
