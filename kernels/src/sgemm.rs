@@ -542,8 +542,8 @@ impl Tile {
 
 /// A microkernel family: its packer for B (which may specialise layouts) and its tile.
 /// A is always packed by the shared [`pack::pack_a`]: it is packed once per n block,
-/// so its cost is m·k against m·k·n FMAs, and safe code that the compiler vectorises
-/// (8 k steps at a time for a row-major A) does it well enough.
+/// so its cost is m·k against m·k·n FMAs, and safe code does it well enough (a
+/// row-major A goes 8 k steps at a time through a stack tile).
 trait Micro: Copy {
     /// Packs the `kc×nc` block of B whose first element is `b[b0]` into `dst` in the
     /// layout of [`pack::pack_b`].
