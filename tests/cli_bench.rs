@@ -47,9 +47,9 @@ fn bench_json_reports_step_cost_and_zero_allocations() {
     assert!(v["allocs_warmup"].as_u64().unwrap() > 0, "the allocation counter saw nothing");
 }
 
-/// `--threads 2 --independent`: both speed-ups are reported as positive numbers, and
-/// the independent trainers' threads (spawned every round) are not counted as the
-/// step's allocations. Without `--independent` that field is null.
+/// `--threads 2 --independent`: both speed-ups are reported as positive numbers with
+/// their quartiles, and the independent trainers' threads (spawned every round) are
+/// not counted as the step's allocations. Without `--independent` those fields are null.
 #[test]
 fn bench_json_reports_thread_and_independent_speedups() {
     let run = |extra: &[&str]| {
@@ -66,9 +66,17 @@ fn bench_json_reports_thread_and_independent_speedups() {
         let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
         assert!(x.is_finite() && x > 0.0, "{key} = {x}");
     }
+    // Three rounds: the median lies between the interpolated quartiles.
+    for key in ["thread_speedup", "independent_speedup"] {
+        let q = &v[format!("{key}_quartiles")];
+        let (q1, q3) = (q[0].as_f64().unwrap(), q[1].as_f64().unwrap());
+        let x = v[key].as_f64().unwrap();
+        assert!(0.0 < q1 && q1 <= x && x <= q3 && q3.is_finite(), "{key}: {q1} {x} {q3}");
+    }
     assert_eq!(v["allocs_per_step"].as_f64(), Some(0.0), "a steady-state step allocated");
     let plain = run(&[]);
     assert!(plain["independent_speedup"].is_null(), "{plain}");
+    assert!(plain["independent_speedup_quartiles"].is_null(), "{plain}");
     assert!(plain["thread_speedup"].as_f64().is_some(), "{plain}");
 }
 

@@ -138,6 +138,19 @@ fn summary(v: &mut [f64]) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// The first and third quartiles of a non-empty sample sorted by [`summary`],
+/// interpolated linearly between neighbours (numpy's default), so that a run also
+/// says how much its paired ratios spread.
+fn quartiles(sorted: &[f64]) -> [f64; 2] {
+    let at = |p: f64| {
+        let h = (sorted.len() - 1) as f64 * p;
+        let (i, frac) = (h.floor() as usize, h.fract());
+        let next = sorted[(i + 1).min(sorted.len() - 1)];
+        sorted[i] + frac * (next - sorted[i])
+    };
+    [at(0.25), at(0.75)]
+}
+
 /// `idmlp bench`.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     if args.independent && args.threads.get() < 2 {
@@ -235,9 +248,10 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     let gemm_gflops = flops / (gemm_median * 1e-3) / 1e9;
     let counted = if single.is_some() { 2 * steps } else { steps };
     let allocs_per_step = step_allocs as f64 / counted as f64;
-    let one_thread =
-        (!single_ms.is_empty()).then(|| (summary(&mut single_ms).0, summary(&mut speedup).0));
-    let independent = (!independent.is_empty()).then(|| summary(&mut independent).0);
+    let one_thread = (!single_ms.is_empty())
+        .then(|| (summary(&mut single_ms).0, summary(&mut speedup).0, quartiles(&speedup)));
+    let independent =
+        (!independent.is_empty()).then(|| (summary(&mut independent).0, quartiles(&independent)));
     if args.json {
         let value = serde_json::json!({
             "batch": batch,
@@ -261,9 +275,11 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             "allocs_warmup": warmup_allocs,
             "kernel": sgemm_kernel_name(),
             "huge_pages_mib": huge_pages_mib(),
-            "one_thread_ms": one_thread.map(|(ms, _)| ms),
-            "thread_speedup": one_thread.map(|(_, x)| x),
-            "independent_speedup": independent,
+            "one_thread_ms": one_thread.map(|(ms, _, _)| ms),
+            "thread_speedup": one_thread.map(|(_, x, _)| x),
+            "thread_speedup_quartiles": one_thread.map(|(_, _, q)| q),
+            "independent_speedup": independent.map(|(x, _)| x),
+            "independent_speedup_quartiles": independent.map(|(_, q)| q),
             "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -287,15 +303,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         (3 * arch.layers).saturating_sub(1)
     );
     println!("step ÷ GEMMs {ratio_median:.3} (median of paired ratios; GEMMs on one thread)");
-    if let Some((ms, x)) = one_thread {
+    if let Some((ms, x, [q1, q3])) = one_thread {
         println!(
-            "1 thread     median {ms:8.2} ms   speed-up with {} threads {x:.2}× (median of paired ratios)",
+            "1 thread     median {ms:8.2} ms   speed-up with {} threads {x:.2}× (median of paired ratios; quartiles {q1:.2}–{q3:.2})",
             trainer.threads()
         );
     }
-    if let Some(x) = independent {
+    if let Some((x, [q1, q3])) = independent {
         println!(
-            "independent  {} one-thread trainers at once: {x:.2}× one alone (median of rounds)",
+            "independent  {} one-thread trainers at once: {x:.2}× one alone (median of rounds; quartiles {q1:.2}–{q3:.2})",
             trainer.threads()
         );
     }
@@ -341,4 +357,20 @@ fn huge_pages_mib() -> Option<u64> {
     let line = rollup.lines().find_map(|l| l.strip_prefix("AnonHugePages:"))?;
     let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kib / 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{quartiles, summary};
+
+    #[test]
+    fn quartiles_interpolate_between_sorted_values() {
+        let mut v = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(summary(&mut v), (3.0, 1.0, 4.0));
+        assert_eq!(quartiles(&v), [1.75, 3.25]);
+        assert_eq!(quartiles(&[1.7]), [1.7, 1.7]);
+        let mut five = [5.0, 1.0, 4.0, 2.0, 3.0];
+        summary(&mut five);
+        assert_eq!(quartiles(&five), [2.0, 4.0]);
+    }
 }
