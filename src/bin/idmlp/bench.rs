@@ -19,6 +19,10 @@
 //! move it, and `thread_speedup` ÷ `independent_speedup` is then the part the split
 //! itself keeps. A reference, not a bound: T copies read T sets of weights, where a
 //! split step reads one, so at batch 1 the split can beat it.
+//!
+//! Both speed-ups come with the first and third quartiles of their per-round ratios
+//! (`*_quartiles`): on a shared host the rounds of one run can spread by ±0.2, and a
+//! median alone hides whether they did.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::error::Error;
