@@ -136,23 +136,28 @@ fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// Median, min and max of a non-empty sample (sorted in place).
-fn summary(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+/// Where a non-empty sample lies: its median (the upper one for an even count), range,
+/// and first and third quartiles, interpolated linearly between neighbours (numpy's
+/// default), so that a run also says how much its paired ratios spread.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+    quartiles: [f64; 2],
 }
 
-/// The first and third quartiles of a non-empty sample sorted by [`summary`],
-/// interpolated linearly between neighbours (numpy's default), so that a run also
-/// says how much its paired ratios spread.
-fn quartiles(sorted: &[f64]) -> [f64; 2] {
+/// The [`Spread`] of a non-empty sample (sorted in place).
+fn spread(v: &mut [f64]) -> Spread {
+    v.sort_by(f64::total_cmp);
     let at = |p: f64| {
-        let h = (sorted.len() - 1) as f64 * p;
+        let h = (v.len() - 1) as f64 * p;
         let (i, frac) = (h.floor() as usize, h.fract());
-        let next = sorted[(i + 1).min(sorted.len() - 1)];
-        sorted[i] + frac * (next - sorted[i])
+        let next = v[(i + 1).min(v.len() - 1)];
+        v[i] + frac * (next - v[i])
     };
-    [at(0.25), at(0.75)]
+    let quartiles = [at(0.25), at(0.75)];
+    Spread { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1], quartiles }
 }
 
 /// `idmlp bench`.
@@ -245,17 +250,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     }
 
     let flops = arch.step_flops(batch) as f64;
-    let (median, min, max) = summary(&mut step_ms);
-    let (gemm_median, gemm_min, _) = summary(&mut gemm_ms);
-    let (ratio_median, _, _) = summary(&mut ratio);
+    let Spread { median, min, max, .. } = spread(&mut step_ms);
+    let Spread { median: gemm_median, min: gemm_min, .. } = spread(&mut gemm_ms);
+    let ratio_median = spread(&mut ratio).median;
     let gflops = flops / (median * 1e-3) / 1e9;
     let gemm_gflops = flops / (gemm_median * 1e-3) / 1e9;
     let counted = if single.is_some() { 2 * steps } else { steps };
     let allocs_per_step = step_allocs as f64 / counted as f64;
-    let one_thread = (!single_ms.is_empty())
-        .then(|| (summary(&mut single_ms).0, summary(&mut speedup).0, quartiles(&speedup)));
-    let independent =
-        (!independent.is_empty()).then(|| (summary(&mut independent).0, quartiles(&independent)));
+    let one_thread =
+        (!single_ms.is_empty()).then(|| (spread(&mut single_ms).median, spread(&mut speedup)));
+    let independent = (!independent.is_empty()).then(|| spread(&mut independent));
     if args.json {
         let value = serde_json::json!({
             "batch": batch,
@@ -279,11 +283,11 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             "allocs_warmup": warmup_allocs,
             "kernel": sgemm_kernel_name(),
             "huge_pages_mib": huge_pages_mib(),
-            "one_thread_ms": one_thread.map(|(ms, _, _)| ms),
-            "thread_speedup": one_thread.map(|(_, x, _)| x),
-            "thread_speedup_quartiles": one_thread.map(|(_, _, q)| q),
-            "independent_speedup": independent.map(|(x, _)| x),
-            "independent_speedup_quartiles": independent.map(|(_, q)| q),
+            "one_thread_ms": one_thread.map(|(ms, _)| ms),
+            "thread_speedup": one_thread.map(|(_, x)| x.median),
+            "thread_speedup_quartiles": one_thread.map(|(_, x)| x.quartiles),
+            "independent_speedup": independent.map(|x| x.median),
+            "independent_speedup_quartiles": independent.map(|x| x.quartiles),
             "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -307,13 +311,13 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         (3 * arch.layers).saturating_sub(1)
     );
     println!("step ÷ GEMMs {ratio_median:.3} (median of paired ratios; GEMMs on one thread)");
-    if let Some((ms, x, [q1, q3])) = one_thread {
+    if let Some((ms, Spread { median: x, quartiles: [q1, q3], .. })) = one_thread {
         println!(
             "1 thread     median {ms:8.2} ms   speed-up with {} threads {x:.2}× (median of paired ratios; quartiles {q1:.2}–{q3:.2})",
             trainer.threads()
         );
     }
-    if let Some((x, [q1, q3])) = independent {
+    if let Some(Spread { median: x, quartiles: [q1, q3], .. }) = independent {
         println!(
             "independent  {} one-thread trainers at once: {x:.2}× one alone (median of rounds; quartiles {q1:.2}–{q3:.2})",
             trainer.threads()
@@ -365,16 +369,13 @@ fn huge_pages_mib() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{quartiles, summary};
+    use super::{Spread, spread};
 
     #[test]
-    fn quartiles_interpolate_between_sorted_values() {
-        let mut v = [4.0, 1.0, 3.0, 2.0];
-        assert_eq!(summary(&mut v), (3.0, 1.0, 4.0));
-        assert_eq!(quartiles(&v), [1.75, 3.25]);
-        assert_eq!(quartiles(&[1.7]), [1.7, 1.7]);
-        let mut five = [5.0, 1.0, 4.0, 2.0, 3.0];
-        summary(&mut five);
-        assert_eq!(quartiles(&five), [2.0, 4.0]);
+    fn spread_interpolates_quartiles_between_sorted_values() {
+        let four = spread(&mut [4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(four, Spread { median: 3.0, min: 1.0, max: 4.0, quartiles: [1.75, 3.25] });
+        assert_eq!(spread(&mut [1.7]).quartiles, [1.7, 1.7]);
+        assert_eq!(spread(&mut [5.0, 1.0, 4.0, 2.0, 3.0]).quartiles, [2.0, 4.0]);
     }
 }
