@@ -6,7 +6,8 @@
 # (each run's `thread_speedup` is already the median of 20 paired ratios: a 2-thread
 # step against a 1-thread twin's step in the same round), then the median, quartiles,
 # range and the count at or above 1.7 over the runs. One run says little on a shared
-# host: its speed-up moves by ±0.2 with the neighbours' load.
+# host: its speed-up moves by ±0.2 with the neighbours' load and with how far apart the
+# host has put the two vCPUs (each run's median `core_round_trip_ns` is shown).
 #
 #   scripts/speedup-runs.sh [RUNS] [more idmlp bench flags]    20 runs by default, ~13 s each
 #   scripts/speedup-runs.sh 10 --independent                   also two 1-thread trainers at once
@@ -53,7 +54,7 @@ stats() {
 
 speedups=() independents=() steps=()
 echo "idmlp bench ${args[*]} ${extra[*]}"
-printf '%4s %10s %12s %14s %12s\n' run speed-up "2 threads ms" "1 thread ms" independent
+printf '%4s %10s %12s %14s %14s %12s\n' run speed-up "2 threads ms" "1 thread ms" "round trip ns" independent
 for ((r = 1; r <= runs; r++)); do
     json=$("$bin" bench "${args[@]}" "${extra[@]}" --json)
     speedup=$(field thread_speedup <<<"$json")
@@ -69,8 +70,8 @@ for ((r = 1; r <= runs; r++)); do
         independents+=("$independent")
         shown=$(printf '%.3f' "$independent")
     fi
-    printf '%4d %10.3f %12.1f %14.1f %12s\n' "$r" "$speedup" "${steps[-1]}" \
-        "$(field one_thread_ms <<<"$json")" "$shown"
+    printf '%4d %10.3f %12.1f %14.1f %14.0f %12s\n' "$r" "$speedup" "${steps[-1]}" \
+        "$(field one_thread_ms <<<"$json")" "$(field core_round_trip_ns <<<"$json")" "$shown"
 done
 
 echo "speed-up over $runs runs: $(printf '%s\n' "${speedups[@]}" | stats)"

@@ -45,11 +45,16 @@ fn bench_json_reports_step_cost_and_zero_allocations() {
     }
     assert_eq!(v["allocs_per_step"].as_f64(), Some(0.0), "a steady-state step allocated");
     assert!(v["allocs_warmup"].as_u64().unwrap() > 0, "the allocation counter saw nothing");
+    // One thread: no twin, no speed-up, no second thread to time a round trip to.
+    for key in ["thread_speedup", "core_round_trip_ns", "core_round_trip_ns_quartiles"] {
+        assert!(v[key].is_null(), "{key} in a one-thread run: {v}");
+    }
 }
 
-/// `--threads 2 --independent`: both speed-ups are reported as positive numbers with
-/// their quartiles, and the independent trainers' threads (spawned every round) are
-/// not counted as the step's allocations. Without `--independent` those fields are null.
+/// `--threads 2 --independent`: both speed-ups and the threads' round trip are reported
+/// as positive numbers with their quartiles, and the threads spawned every round (the
+/// independent trainers, the round trip's echo) are not counted as the step's
+/// allocations. Without `--independent` its fields are null.
 #[test]
 fn bench_json_reports_thread_and_independent_speedups() {
     let run = |extra: &[&str]| {
@@ -67,7 +72,7 @@ fn bench_json_reports_thread_and_independent_speedups() {
         assert!(x.is_finite() && x > 0.0, "{key} = {x}");
     }
     // Three rounds: the median lies between the interpolated quartiles.
-    for key in ["thread_speedup", "independent_speedup"] {
+    for key in ["thread_speedup", "independent_speedup", "core_round_trip_ns"] {
         let q = &v[format!("{key}_quartiles")];
         let (q1, q3) = (q[0].as_f64().unwrap(), q[1].as_f64().unwrap());
         let x = v[key].as_f64().unwrap();

@@ -211,6 +211,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
 
     let (mut step_ms, mut gemm_ms, mut ratio) = (vec![], vec![], vec![]);
     let (mut single_ms, mut speedup, mut independent) = (vec![], vec![], vec![]);
+    let mut round_trips = vec![];
     let mut step_allocs = 0;
     let mut loss = 0.0;
     for i in 0..steps {
@@ -238,6 +239,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             let one = t.elapsed().as_secs_f64() * 1e3;
             single_ms.push(one);
             speedup.push(one / s);
+            round_trips.push(round_trip_ns());
             if !crowd.is_empty() {
                 let slowest = step_at_once(&mut crowd, x, y);
                 independent.push(crowd.len() as f64 * one / slowest);
@@ -260,6 +262,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     let one_thread =
         (!single_ms.is_empty()).then(|| (spread(&mut single_ms).median, spread(&mut speedup)));
     let independent = (!independent.is_empty()).then(|| spread(&mut independent));
+    let round_trip = (!round_trips.is_empty()).then(|| spread(&mut round_trips));
     if args.json {
         let value = serde_json::json!({
             "batch": batch,
@@ -288,6 +291,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             "thread_speedup_quartiles": one_thread.map(|(_, x)| x.quartiles),
             "independent_speedup": independent.map(|x| x.median),
             "independent_speedup_quartiles": independent.map(|x| x.quartiles),
+            "core_round_trip_ns": round_trip.map(|x| x.median),
+            "core_round_trip_ns_quartiles": round_trip.map(|x| x.quartiles),
             "last_loss": if loss.is_finite() { serde_json::json!(loss) } else { serde_json::Value::Null },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -323,6 +328,11 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             trainer.threads()
         );
     }
+    if let Some(Spread { median: x, quartiles: [q1, q3], .. }) = round_trip {
+        println!(
+            "cores        cache-line round trip between two threads {x:.0} ns (median of rounds; quartiles {q1:.0}–{q3:.0})"
+        );
+    }
     println!("allocations per step: {allocs_per_step} (warm-up: {warmup_allocs})");
     if let Some(mib) = huge_pages_mib() {
         println!("on huge pages: {mib} MiB of this process's memory");
@@ -354,6 +364,52 @@ fn step_at_once(crowd: &mut [Trainer], x: &[f32], y: &[u32]) -> f64 {
         runs.into_iter()
             .map(|r| r.join().expect("a trainer of --independent panicked"))
             .fold(0.0, f64::max)
+    })
+}
+
+/// Mean time (ns) for one cache line to go from this thread to a fresh one and back,
+/// over up to 2,000 round trips or 2 ms, whichever ends first.
+///
+/// Why: how far apart the OS and the hypervisor have put two threads at this moment.
+/// The 2-thread step hands cache lines between its threads all the time, and on this
+/// VM the distance changes over seconds: this measure gave about 210–240 ns in most
+/// rounds and about 550 ns in others, and a probe timing each op split on two threads
+/// against two independent copies kept 0.97 of their rate on the forward product while
+/// its round trips were short and 0.84–0.90 while they were long (docs/bench-history.md).
+/// Microseconds mean that the two threads shared one CPU.
+fn round_trip_ns() -> f64 {
+    const TRIPS: u64 = 2000;
+    const STOP: u64 = u64::MAX;
+    let line = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        // The echo: answers each odd value v with v + 1, until STOP.
+        scope.spawn(|| {
+            let mut seen = 0;
+            loop {
+                let v = line.load(Ordering::Acquire);
+                if v == STOP {
+                    return;
+                }
+                if v % 2 == 1 && v != seen {
+                    seen = v;
+                    line.store(v + 1, Ordering::Release);
+                }
+                std::hint::spin_loop();
+            }
+        });
+        let start = Instant::now();
+        let mut trips = 0;
+        while trips < TRIPS && start.elapsed().as_micros() < 2000 {
+            let v = 2 * trips + 1;
+            line.store(v, Ordering::Release);
+            while line.load(Ordering::Acquire) != v + 1 {
+                std::hint::spin_loop();
+            }
+            trips += 1;
+        }
+        let ns = start.elapsed().as_nanos() as f64 / trips.max(1) as f64;
+        line.store(STOP, Ordering::Release);
+        ns
     })
 }
 
