@@ -372,8 +372,8 @@ fn step_at_once(crowd: &mut [Trainer], x: &[f32], y: &[u32]) -> f64 {
 ///
 /// Why: how far apart the OS and the hypervisor have put two threads at this moment.
 /// The 2-thread step hands cache lines between its threads all the time, and on this
-/// VM the distance changes over seconds: this measure gave about 210–240 ns in most
-/// rounds and about 550 ns in others, and a probe timing each op split on two threads
+/// VM the distance changes over seconds: this measure gave mostly 150–240 ns per
+/// round and at times about 550 ns, and a probe timing each op split on two threads
 /// against two independent copies kept 0.97 of their rate on the forward product while
 /// its round trips were short and 0.84–0.90 while they were long (docs/bench-history.md).
 /// Microseconds mean that the two threads shared one CPU.
