@@ -282,6 +282,10 @@ fn outer_product(alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    // The harness links std even when the crate is built without it.
+    extern crate std;
+    use std::vec::Vec;
+
     use super::{LANES, gemm_abt};
 
     /// One dot product in the order the batch-1 forward has always used: lane `l` sums

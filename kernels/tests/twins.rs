@@ -734,6 +734,7 @@ fn linear_rank1_update_matches_the_unfused_path_bit_for_bit() {
 /// `gemm_atb` (`β = 0`) into a buffer, then the rule over G. Shapes cover a last
 /// stripe shorter than MR, a last tile narrower than NR, one m block and several,
 /// k = 1 and the largest k one block takes; several steps so the moments carry over.
+#[cfg(feature = "std")] // the pool and the split kernels need threads
 #[test]
 fn linear_batch_matches_the_unfused_path_bit_for_bit() {
     let hp = Adam { lr: 0.01, ..Adam::default() };
@@ -869,6 +870,7 @@ fn linear_rank1_update_matches_naive() {
 /// block by block over several k blocks (k > KC; 128×794 is the training step's
 /// shape: on 2 threads, seven pieces over three blocks) and, at 330×25000, two blocks each
 /// too large to share (each piece packs its own, block by block).
+#[cfg(feature = "std")] // the pool and the split kernels need threads
 #[test]
 fn par_gemms_and_update_are_bit_identical_to_serial() {
     use idmlp_kernels::{par, pool::Pool};
@@ -971,6 +973,7 @@ fn par_gemms_and_update_are_bit_identical_to_serial() {
 
 /// A panic in a pool job reaches the caller, and the pool keeps working: pieces
 /// claimed through a counter are all done, by whichever threads were awake.
+#[cfg(feature = "std")] // the pool and the split kernels need threads
 #[test]
 fn pool_propagates_a_panic_and_survives() {
     use std::sync::atomic::{AtomicUsize, Ordering};
