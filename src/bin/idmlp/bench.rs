@@ -136,9 +136,10 @@ fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// Where a non-empty sample lies: its median (the upper one for an even count), range,
-/// and first and third quartiles, interpolated linearly between neighbours (numpy's
-/// default), so that a run also says how much its paired ratios spread.
+/// Where a non-empty sample lies: its median, range, and first and third quartiles,
+/// the quantiles interpolated linearly between neighbours (numpy's default; for an
+/// even count the median is the mean of the middle two), so that a run also says how
+/// much its paired ratios spread.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Spread {
     median: f64,
@@ -156,8 +157,7 @@ fn spread(v: &mut [f64]) -> Spread {
         let next = v[(i + 1).min(v.len() - 1)];
         v[i] + frac * (next - v[i])
     };
-    let quartiles = [at(0.25), at(0.75)];
-    Spread { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1], quartiles }
+    Spread { median: at(0.5), min: v[0], max: v[v.len() - 1], quartiles: [at(0.25), at(0.75)] }
 }
 
 /// `idmlp bench`.
@@ -382,19 +382,15 @@ fn round_trip_ns() -> f64 {
     const STOP: u64 = u64::MAX;
     let line = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        // The echo: answers each odd value v with v + 1, until STOP.
+        // The echo: answers each odd value v with v + 1, until STOP. The caller writes
+        // the next odd value only after seeing the answer, so each is answered once.
         scope.spawn(|| {
-            let mut seen = 0;
             loop {
-                let v = line.load(Ordering::Acquire);
-                if v == STOP {
-                    return;
+                match line.load(Ordering::Acquire) {
+                    STOP => return,
+                    v if v % 2 == 1 => line.store(v + 1, Ordering::Release),
+                    _ => std::hint::spin_loop(),
                 }
-                if v % 2 == 1 && v != seen {
-                    seen = v;
-                    line.store(v + 1, Ordering::Release);
-                }
-                std::hint::spin_loop();
             }
         });
         let start = Instant::now();
@@ -430,8 +426,9 @@ mod tests {
     #[test]
     fn spread_interpolates_quartiles_between_sorted_values() {
         let four = spread(&mut [4.0, 1.0, 3.0, 2.0]);
-        assert_eq!(four, Spread { median: 3.0, min: 1.0, max: 4.0, quartiles: [1.75, 3.25] });
+        assert_eq!(four, Spread { median: 2.5, min: 1.0, max: 4.0, quartiles: [1.75, 3.25] });
         assert_eq!(spread(&mut [1.7]).quartiles, [1.7, 1.7]);
-        assert_eq!(spread(&mut [5.0, 1.0, 4.0, 2.0, 3.0]).quartiles, [2.0, 4.0]);
+        let five = spread(&mut [5.0, 1.0, 4.0, 2.0, 3.0]);
+        assert_eq!((five.median, five.quartiles), (3.0, [2.0, 4.0]));
     }
 }
