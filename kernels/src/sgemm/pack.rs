@@ -11,7 +11,10 @@
 //! discard the padding's results, and zeros keep that work on defined values rather
 //! than whatever the workspace held (NaN, say).
 
-use super::{MR, NR};
+use super::{KC, MR, NR};
+
+/// The rows a partial A panel lacks, read as zeros (a block's k never exceeds [`KC`]).
+static ZERO_ROW: [f32; KC] = [0.0; KC];
 
 /// Packs the `mc×kc` block of A whose first element is `a[a0]` (strides `rsa`, `csa`)
 /// into `dst` as MR-tall panels (see the module doc).
@@ -49,20 +52,14 @@ pub(super) fn pack_a(
     for (q, panel) in panels.enumerate() {
         let i0 = q * MR;
         let rows = MR.min(mc - i0);
-        if csa == 1 && rows == MR {
-            pack_a_rows_tiled(&core::array::from_fn(|r| &a[a0 + (i0 + r) * rsa..][..kc]), panel);
-        } else if csa == 1 {
-            // The last, partial panel of a row-major A: read each row along k, write
-            // it strided by MR (at most MR − 1 rows of the block).
-            for r in 0..rows {
-                let row = &a[a0 + (i0 + r) * rsa..][..kc];
-                for (step, &v) in panel.chunks_exact_mut(MR).zip(row) {
-                    step[r] = v;
-                }
-            }
-            for step in panel.chunks_exact_mut(MR) {
-                step[rows..].fill(0.0);
-            }
+        if csa == 1 {
+            // Row-major A; the last panel's missing rows are zeros.
+            pack_a_rows_tiled(
+                &core::array::from_fn(|r| {
+                    if r < rows { &a[a0 + (i0 + r) * rsa..][..kc] } else { &ZERO_ROW[..kc] }
+                }),
+                panel,
+            );
         } else {
             for (p, step) in panel.chunks_exact_mut(MR).enumerate() {
                 for (r, x) in step.iter_mut().enumerate() {
@@ -73,7 +70,7 @@ pub(super) fn pack_a(
     }
 }
 
-/// One full MR-tall panel of a row-major A: `panel[p·MR + r] = rows[r][p]`, 8 k steps
+/// One MR-tall panel of a row-major A: `panel[p·MR + r] = rows[r][p]`, 8 k steps
 /// at a time through a stack tile, so that each group is 8-float reads from every row
 /// and one contiguous 48-float write, instead of a strided scalar store per element.
 /// Measured on the whole (B = 128, L = 20) momentum step, the two packers alternating
