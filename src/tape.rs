@@ -160,6 +160,9 @@ pub struct Tape {
     /// Scratch for [`Graph::backward_into_fresh`]: the parameter ranges the recorded
     /// ops read, `(start, end)`, sorted. Kept so that its capacity is reused.
     param_uses: Vec<(usize, usize)>,
+    /// Scratch for backward: the arena ranges the recorded ops read, `(start, end)`,
+    /// sorted ([`arena_read_once`]). Kept so that its capacity is reused.
+    arena_uses: Vec<(usize, usize)>,
     /// GEMM packing workspace (`idmlp_kernels::sgemm::PACK_LEN` floats once the first
     /// product runs): owned here so that no GEMM allocates.
     pack: Vec<f32>,
@@ -669,7 +672,8 @@ fn backward_run(
         params.shared().len(),
         "backward: dparams and params differ in length"
     );
-    let Tape { values, grads, used, labels, records, param_uses, pack, pool, .. } = tape;
+    let Tape { values, grads, used, labels, records, param_uses, arena_uses, pack, pool, .. } =
+        tape;
     let fresh = match mode {
         ParamGrads::Accumulate => false,
         ParamGrads::Overwrite if loss.src == Src::Param => {
@@ -697,6 +701,8 @@ fn backward_run(
         params: dparams,
         gemm: Gemms { pack: pack_workspace(pack), pool: pool.as_ref() },
         fresh_params: fresh,
+        single_readers: arena_read_once(records, arena_uses),
+        fresh_input: None,
         zeroed_from: *used,
     };
     d.zero_from(loss.offset);
@@ -833,6 +839,38 @@ fn zero_unread_params(records: &[Op], uses: &mut Vec<(usize, usize)>, dparams: &
     true
 }
 
+/// Whether no two recorded ops read overlapping arena ranges (nor one op the same
+/// range twice): then each arena gradient has at most one writer, the op that reads
+/// the node, as in the MLP's chain. `uses` is scratch whose capacity is kept.
+fn arena_read_once(records: &[Op], uses: &mut Vec<(usize, usize)>) -> bool {
+    uses.clear();
+    for op in records {
+        for node in op.inputs().into_iter().flatten() {
+            if node.src == Src::Arena && !node.is_empty() {
+                uses.push((node.offset, node.offset + node.len()));
+            }
+        }
+    }
+    // Unstable sort: in place, no allocation.
+    uses.sort_unstable();
+    uses.windows(2).all(|w| w[0].1 <= w[1].0)
+}
+
+/// The arena input whose gradient `op`'s rule writes whole, and can therefore
+/// overwrite when `op` is its only reader: a relu's input, and the input of a
+/// product with a parameter weight (and bias) at batch > 1, the op's one arena
+/// input in both cases. (Batch 1's fused sweep, [`k::Update::linear_rank1`], and
+/// every other rule accumulate.)
+fn overwritable_input(op: &Op) -> Option<Node> {
+    let input = match *op {
+        Op::Relu { a, .. } => a,
+        Op::MatMulT { x, w, .. } if w.src == Src::Param && x.rows > 1 => x,
+        Op::Linear { x, w, b, .. } if w.src == Src::Param && b.src == Src::Param && x.rows > 1 => x,
+        _ => return None,
+    };
+    (input.src == Src::Arena && input.needs_grad).then_some(input)
+}
+
 /// The packing workspace, sized on first use (the only allocation it ever makes).
 fn pack_workspace(pack: &mut Vec<f32>) -> &mut [f32] {
     if pack.len() < k::sgemm::PACK_LEN {
@@ -937,7 +975,14 @@ struct Grads<'a> {
     /// zeros until then ([`Graph::backward_into_fresh`]'s fast path): that op
     /// overwrites it instead of accumulating.
     fresh_params: bool,
-    /// `arena[zeroed_from..]` has been zeroed in this pass; below it, last pass's values.
+    /// Whether every arena node is read by at most one recorded op, so that the op
+    /// reading it is the only one to write its gradient ([`arena_read_once`]).
+    single_readers: bool,
+    /// The arena input the running op's rule overwrites instead of accumulating into
+    /// ([`Grads::zero_for`] left it unzeroed; see [`overwritable_input`]).
+    fresh_input: Option<Node>,
+    /// `arena[zeroed_from..]` has been zeroed in this pass, or is about to be
+    /// overwritten whole (`fresh_input`); below it, last pass's values.
     zeroed_from: usize,
 }
 
@@ -961,7 +1006,22 @@ impl<'a> Grads<'a> {
     /// pass walks the records downwards: every write goes to a stretch at or above
     /// `zeroed_from`, which only moves down, so nothing written is zeroed again, and a
     /// dead output (read by no later op) is zeroed before its rule reads it.
+    ///
+    /// When the op is the only reader of its one arena input and its rule can write
+    /// that input's gradient whole ([`overwritable_input`]), the input is left out:
+    /// the rule overwrites it (`β = 0`, or [`k::relu_backward_fresh`]), which gives the
+    /// bits of zero-then-accumulate without the sweep that zeroes it.
     fn zero_for(&mut self, op: &Op) {
+        self.fresh_input = None;
+        if self.single_readers
+            && let Some(input) = overwritable_input(op)
+        {
+            // Inputs lie below their output: zero from the input's end up as usual.
+            self.zero_from(input.offset + input.len());
+            self.zeroed_from = self.zeroed_from.min(input.offset);
+            self.fresh_input = Some(input);
+            return;
+        }
         let lowest = op
             .inputs()
             .into_iter()
@@ -983,9 +1043,9 @@ impl<'a> Grads<'a> {
         (dinput, dout)
     }
 
-    /// [`Grads::split`] plus the GEMM packing workspace and the `β` the GEMM must
-    /// use for `input`'s gradient: `0` for a fresh parameter slot (overwrite, nothing
-    /// read), `1` otherwise (accumulate).
+    /// [`Grads::split`] plus the GEMM packing workspace and the `β` the rule must
+    /// use for `input`'s gradient: `0` to overwrite it without reading it (a fresh
+    /// parameter slot, or the running op's `fresh_input`), `1` to accumulate.
     fn split_for_gemm(
         &mut self,
         input: Node,
@@ -994,7 +1054,9 @@ impl<'a> Grads<'a> {
         let (below, above) = self.arena.split_at_mut(out.offset);
         let dout = &above[..out.len()];
         let (dinput, beta) = match input.src {
-            Src::Arena => (&mut below[input.range()], 1.0),
+            Src::Arena => {
+                (&mut below[input.range()], if self.fresh_input == Some(input) { 0.0 } else { 1.0 })
+            }
             Src::Param => {
                 (&mut self.params[input.range()], if self.fresh_params { 0.0 } else { 1.0 })
             }
@@ -1052,21 +1114,13 @@ fn backward_op(op: &Op, values: &[f32], params: &[f32], labels: &[u32], d: &mut 
         Op::Relu { a, out, start, end, at_zero } => {
             // out = relu(a) on start..end  ⇒  da += dout · relu′(a) there, da += dout elsewhere
             if a.needs_grad {
-                let pool = d.gemm.pool;
-                let (da, dout) = d.split(a, out);
+                let (da, dout, gemm, beta) = d.split_for_gemm(a, out);
+                let backward = if beta == 0.0 { k::relu_backward_fresh } else { k::relu_backward };
                 let (av, n) = (read(values, params, a), a.cols);
-                rows_on(pool, da, a.rows, n, &|r0, da| {
+                rows_on(gemm.pool, da, a.rows, n, &|r0, da| {
                     let piece = r0 * n..r0 * n + da.len();
                     let rows = rows_in(da.len(), n);
-                    k::relu_backward(
-                        da,
-                        &dout[piece.clone()],
-                        &av[piece],
-                        rows,
-                        n,
-                        start..end,
-                        at_zero,
-                    );
+                    backward(da, &dout[piece.clone()], &av[piece], rows, n, start..end, at_zero);
                 });
             }
         }
@@ -1321,6 +1375,84 @@ mod tests {
         assert_eq!(run(&mut used), fresh);
         assert!(fresh.2.iter().all(|&v| v == 0.0), "a dead output has a zero gradient");
         assert!(fresh.3, "an unused input reads back a zero gradient");
+    }
+
+    #[test]
+    fn single_reader_overwrite_gives_the_bits_of_zero_then_accumulate() {
+        use crate::mlp::{Architecture, Init, Mlp};
+        // The MLP chain reads every arena node once, so relu and the input gradients
+        // overwrite their gradients unzeroed. A second, zero-width read of the last
+        // hidden layer adds nothing to any gradient but makes that node read twice,
+        // which turns the overwrite off for the whole pass: the two must agree bit for
+        // bit, on a tape whose gradient arena holds NaN from the start. Identity init
+        // and inputs with many zeros give exact-zero pre-activations (both relu′(0)
+        // conventions) and zero gradients; He init gives non-trivial ones.
+        let arch = Architecture::new(12, 4, 3);
+        let x: Vec<f32> = wiggle(5 * 12, 7).into_iter().map(|v| v.max(0.0)).collect();
+        let labels = [0u32, 3, 1, 2, 3];
+        for init in [Init::default(), Init::He] {
+            let mlp = Mlp::new(arch, init, 3);
+            let run = |second_read: bool| {
+                let mut tape = Tape::new();
+                let mut dparams = vec![f32::NAN; mlp.params.len()];
+                let mut grads = Vec::new();
+                for _ in 0..2 {
+                    let mut hidden = Vec::new();
+                    let mut g = tape.graph(&mlp.params);
+                    let xn = g.input(&x, 5, 12);
+                    let logits = arch.forward(&mut g, xn, &mut hidden);
+                    if second_read {
+                        let _ = g.select_cols(*hidden.last().unwrap(), 0..0);
+                    }
+                    let loss = g.softmax_xent(logits, &labels);
+                    let fast = arena_read_once(&g.tape.records, &mut Vec::new());
+                    assert_eq!(fast, !second_read, "{init:?}: which path applies");
+                    let used = g.tape.used;
+                    g.tape.grads.clear();
+                    g.tape.grads.resize(used, f32::NAN);
+                    g.backward_into_fresh(loss, &mut dparams);
+                    grads = hidden[1..].iter().flat_map(|&h| tape.grad(h).to_vec()).collect();
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                (bits(&grads), bits(&dparams))
+            };
+            let (overwritten, accumulated) = (run(false), run(true));
+            assert!(overwritten.0.iter().all(|&b| !f32::from_bits(b).is_nan()), "{init:?}");
+            assert_eq!(overwritten, accumulated, "{init:?}");
+        }
+    }
+
+    #[test]
+    fn single_reader_overwrite_still_zeroes_dead_branches() {
+        // Every arena node is read once (the overwrite path), and a dead branch lies
+        // between the live relu's input and output: its gradients must read back 0
+        // from an arena that held NaN, and it must add nothing to its parameters'.
+        let params = wiggle(3 * 3 + 3 + 3 * 3 + 3, 4);
+        let (x, c) = (wiggle(4 * 3, 5), wiggle(4 * 3, 6));
+        let mut tape = Tape::new();
+        let mut g = tape.graph(&params);
+        let xn = g.input(&x, 4, 3);
+        let (w1, b1) = (g.param(0, 3, 3), g.param(9, 1, 3));
+        let a = g.linear(xn, w1, b1);
+        let xm = g.input(&x, 4, 3);
+        let (w2, b2) = (g.param(12, 3, 3), g.param(21, 1, 3));
+        let d1 = g.linear(xm, w2, b2);
+        let dead = g.relu(d1, 0..2, ReluGradAtZero::One);
+        let r = g.relu(a, 0..2, ReluGradAtZero::One);
+        let cn = g.input(&c, 4, 3);
+        let loss = g.sum_product(r, cn);
+        assert!(arena_read_once(&g.tape.records, &mut Vec::new()));
+        let used = g.tape.used;
+        g.tape.grads.clear();
+        g.tape.grads.resize(used, f32::NAN);
+        let mut dparams = vec![0.0; params.len()];
+        g.backward(loss, &mut dparams);
+        assert!(tape.grad(dead).iter().chain(tape.grad(d1)).all(|&v| v == 0.0));
+        assert!(dparams[12..].iter().all(|&v| v == 0.0), "{:?}", &dparams[12..]);
+        assert!(
+            dparams[..12].iter().all(|v| v.is_finite()) && dparams[..12].iter().any(|&v| v != 0.0)
+        );
+        assert!(tape.grad(a).iter().all(|v| v.is_finite()));
     }
 
     #[test]

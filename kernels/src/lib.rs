@@ -37,7 +37,7 @@ pub use optim::{
     Adam, Update, UpdateRule, adam_step, linear_rank1_update, momentum_step, sgd_step,
 };
 pub use reduce::{argmax, argmax_rows, column_sums_add};
-pub use relu::{ReluGradAtZero, relu_backward, relu_forward};
+pub use relu::{ReluGradAtZero, relu_backward, relu_backward_fresh, relu_forward};
 pub use softmax::{softmax_rows, softmax_xent_backward, softmax_xent_forward};
 
 /// Panics unless `len == rows * cols`, naming the buffer. Shared length check.

@@ -79,6 +79,41 @@ pub fn relu_backward(
     relu_cols: Range<usize>,
     at_zero: ReluGradAtZero,
 ) {
+    relu_backward_with(da, dh, a, rows, cols, relu_cols, at_zero, |g, v| *g += v);
+}
+
+/// [`relu_backward`] into a `da` that nothing else adds into: overwrites it with
+/// `0 + dh·relu′(a)` and never reads it (it may hold NaN). Bit for bit the result of
+/// zeroing `da` and then calling [`relu_backward`] (the `0 +` turns a `−0` into `+0`
+/// as that addition would), without the pass that zeroes it or the read of the zeros.
+#[track_caller]
+pub fn relu_backward_fresh(
+    da: &mut [f32],
+    dh: &[f32],
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    relu_cols: Range<usize>,
+    at_zero: ReluGradAtZero,
+) {
+    relu_backward_with(da, dh, a, rows, cols, relu_cols, at_zero, |g, v| *g = 0.0 + v);
+}
+
+/// The checks and dispatch of both backwards; `put(g, v)` combines `da`'s element
+/// with its contribution.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn relu_backward_with(
+    da: &mut [f32],
+    dh: &[f32],
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    relu_cols: Range<usize>,
+    at_zero: ReluGradAtZero,
+    put: impl Fn(&mut f32, f32) + Copy,
+) {
     check_len("relu_backward da", da.len(), rows, cols);
     check_len("relu_backward dh", dh.len(), rows, cols);
     check_len("relu_backward a", a.len(), rows, cols);
@@ -90,8 +125,8 @@ pub fn relu_backward(
     // vectorises into a select. (A per-element `match` and range test compiled to
     // branches that mispredict on random signs: ≈ 30× slower at 128×794, measured.)
     match at_zero {
-        ReluGradAtZero::Zero => relu_backward_rows(da, dh, a, cols, relu_cols, |x| x > 0.0),
-        ReluGradAtZero::One => relu_backward_rows(da, dh, a, cols, relu_cols, |x| x >= 0.0),
+        ReluGradAtZero::Zero => relu_backward_rows(da, dh, a, cols, relu_cols, |x| x > 0.0, put),
+        ReluGradAtZero::One => relu_backward_rows(da, dh, a, cols, relu_cols, |x| x >= 0.0, put),
     }
 }
 
@@ -104,20 +139,21 @@ fn relu_backward_rows(
     cols: usize,
     relu_cols: Range<usize>,
     passes: impl Fn(f32) -> bool,
+    put: impl Fn(&mut f32, f32),
 ) {
     let Range { start, end } = relu_cols;
     let rows_iter = da.chunks_exact_mut(cols).zip(dh.chunks_exact(cols)).zip(a.chunks_exact(cols));
     for ((da_row, dh_row), a_row) in rows_iter {
         // Linear columns on either side of the range: the gradient passes unchanged.
         for (g, &d) in da_row[..start].iter_mut().zip(&dh_row[..start]) {
-            *g += d;
+            put(g, d);
         }
         let masked = da_row[start..end].iter_mut().zip(&dh_row[start..end]).zip(&a_row[start..end]);
         for ((g, &d), &x) in masked {
-            *g += if passes(x) { d } else { 0.0 };
+            put(g, if passes(x) { d } else { 0.0 });
         }
         for (g, &d) in da_row[end..].iter_mut().zip(&dh_row[end..]) {
-            *g += d;
+            put(g, d);
         }
     }
 }

@@ -213,6 +213,34 @@ fn relu_forward_and_backward_match_naive() {
 }
 
 #[test]
+fn relu_backward_fresh_is_zero_then_accumulate_bit_for_bit() {
+    // The fresh backward overwrites a `da` it never reads (NaN here) with the bits of
+    // zeroing it and accumulating: also where the contribution is −0 (a −0 upstream
+    // gradient through a class column, or a blocked relu column: both give +0).
+    let mut seed = 1000;
+    for (rows, cols) in shapes_2d() {
+        for range in relu_ranges(cols) {
+            for at_zero in [ReluGradAtZero::Zero, ReluGradAtZero::One] {
+                seed += 1;
+                let mut rng = Rng::new(seed);
+                let a = rng.vec_with_zeros(rows * cols);
+                let mut dh = rng.vec(rows * cols, -1.0, 1.0);
+                dh.iter_mut().step_by(3).for_each(|v| *v = -0.0);
+                let what = format!("rows={rows} cols={cols} relu on {range:?} {at_zero:?}");
+
+                let mut fresh = vec![f32::NAN; rows * cols];
+                kern::relu_backward_fresh(&mut fresh, &dh, &a, rows, cols, range.clone(), at_zero);
+                let mut zeroed = vec![0.0; rows * cols];
+                kern::relu_backward(&mut zeroed, &dh, &a, rows, cols, range.clone(), at_zero);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fresh), bits(&zeroed), "relu_backward_fresh {what}");
+                assert!(fresh.iter().all(|x| x.to_bits() != (-0.0f32).to_bits()), "{what}: −0");
+            }
+        }
+    }
+}
+
+#[test]
 fn relu_kink_at_exactly_zero() {
     // One row, relu on columns 0..5, columns 5..7 are "class" columns (linear).
     //              relu columns ...........................  class columns
