@@ -752,7 +752,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Appends to `buf` from `r` until EOF or until `buf.len() == limit`.
 ///
 /// The buffer grows only as data arrives: each step at most doubles it (at least
-/// [`GROW_MIN`] bytes) and never past `limit`, so `limit` is an upper bound, not an
+/// `GROW_MIN` bytes) and never past `limit`, so `limit` is an upper bound, not an
 /// up-front allocation. New space is zeroed once, when it is added.
 #[cfg(feature = "gz")]
 fn read_bounded(r: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {

@@ -161,7 +161,7 @@ pub struct Tape {
     /// ops read, `(start, end)`, sorted. Kept so that its capacity is reused.
     param_uses: Vec<(usize, usize)>,
     /// Scratch for backward: the arena ranges the recorded ops read, `(start, end)`,
-    /// sorted ([`arena_read_once`]). Kept so that its capacity is reused.
+    /// sorted ([`read_once`]). Kept so that its capacity is reused.
     arena_uses: Vec<(usize, usize)>,
     /// GEMM packing workspace (`idmlp_kernels::sgemm::PACK_LEN` floats once the first
     /// product runs): owned here so that no GEMM allocates.
@@ -701,7 +701,7 @@ fn backward_run(
         params: dparams,
         gemm: Gemms { pack: pack_workspace(pack), pool: pool.as_ref() },
         fresh_params: fresh,
-        single_readers: arena_read_once(records, arena_uses),
+        single_readers: read_once(records, Src::Arena, arena_uses),
         fresh_input: None,
         zeroed_from: *used,
     };
@@ -817,17 +817,7 @@ enum ParamGrads {
 /// range then gets exactly one first write from backward); otherwise returns `false`
 /// and leaves `dparams` alone. `uses` is scratch whose capacity is kept.
 fn zero_unread_params(records: &[Op], uses: &mut Vec<(usize, usize)>, dparams: &mut [f32]) -> bool {
-    uses.clear();
-    for op in records {
-        for node in op.inputs().into_iter().flatten() {
-            if node.src == Src::Param && !node.is_empty() {
-                uses.push((node.offset, node.offset + node.len()));
-            }
-        }
-    }
-    // Unstable sort: in place, no allocation.
-    uses.sort_unstable();
-    if uses.windows(2).any(|w| w[1].0 < w[0].1) {
+    if !read_once(records, Src::Param, uses) {
         return false;
     }
     let mut next = 0;
@@ -839,14 +829,14 @@ fn zero_unread_params(records: &[Op], uses: &mut Vec<(usize, usize)>, dparams: &
     true
 }
 
-/// Whether no two recorded ops read overlapping arena ranges (nor one op the same
-/// range twice): then each arena gradient has at most one writer, the op that reads
-/// the node, as in the MLP's chain. `uses` is scratch whose capacity is kept.
-fn arena_read_once(records: &[Op], uses: &mut Vec<(usize, usize)>) -> bool {
+/// Collects into `uses` the non-empty `src` ranges the recorded ops read, `(start,
+/// end)`, sorted, and returns whether they are pairwise disjoint: no two ops read
+/// overlapping ranges, nor one op the same range twice.
+fn read_once(records: &[Op], src: Src, uses: &mut Vec<(usize, usize)>) -> bool {
     uses.clear();
     for op in records {
         for node in op.inputs().into_iter().flatten() {
-            if node.src == Src::Arena && !node.is_empty() {
+            if node.src == src && !node.is_empty() {
                 uses.push((node.offset, node.offset + node.len()));
             }
         }
@@ -975,8 +965,9 @@ struct Grads<'a> {
     /// zeros until then ([`Graph::backward_into_fresh`]'s fast path): that op
     /// overwrites it instead of accumulating.
     fresh_params: bool,
-    /// Whether every arena node is read by at most one recorded op, so that the op
-    /// reading it is the only one to write its gradient ([`arena_read_once`]).
+    /// Whether every arena node is read by at most one recorded op ([`read_once`]),
+    /// so that the op reading it is the only one to write its gradient, as in the
+    /// MLP's chain.
     single_readers: bool,
     /// The arena input the running op's rule overwrites instead of accumulating into
     /// ([`Grads::zero_for`] left it unzeroed; see [`overwritable_input`]).
@@ -1405,7 +1396,7 @@ mod tests {
                         let _ = g.select_cols(*hidden.last().unwrap(), 0..0);
                     }
                     let loss = g.softmax_xent(logits, &labels);
-                    let fast = arena_read_once(&g.tape.records, &mut Vec::new());
+                    let fast = read_once(&g.tape.records, Src::Arena, &mut Vec::new());
                     assert_eq!(fast, !second_read, "{init:?}: which path applies");
                     let used = g.tape.used;
                     g.tape.grads.clear();
@@ -1441,7 +1432,7 @@ mod tests {
         let r = g.relu(a, 0..2, ReluGradAtZero::One);
         let cn = g.input(&c, 4, 3);
         let loss = g.sum_product(r, cn);
-        assert!(arena_read_once(&g.tape.records, &mut Vec::new()));
+        assert!(read_once(&g.tape.records, Src::Arena, &mut Vec::new()));
         let used = g.tape.used;
         g.tape.grads.clear();
         g.tape.grads.resize(used, f32::NAN);

@@ -185,7 +185,8 @@ fn relu_ranges(cols: usize) -> [core::ops::Range<usize>; 4] {
 #[test]
 fn relu_forward_and_backward_match_naive() {
     // Relu only selects, copies and adds one term per element, in the same order in
-    // both twins: the results are bit-identical, so the tolerance is 0.
+    // both twins: the results are bit-identical, so the tolerance is 0. The fresh
+    // backward is checked against zero-then-accumulate in the same loop.
     let mut seed = 0;
     for (rows, cols) in shapes_2d() {
         for range in relu_ranges(cols) {
@@ -193,7 +194,8 @@ fn relu_forward_and_backward_match_naive() {
                 seed += 1;
                 let mut rng = Rng::new(seed);
                 let a = rng.vec_with_zeros(rows * cols);
-                let dh = rng.vec(rows * cols, -1.0, 1.0);
+                let mut dh = rng.vec(rows * cols, -1.0, 1.0);
+                dh.iter_mut().step_by(3).for_each(|v| *v = -0.0);
                 let da0 = rng.vec(rows * cols, -1.0, 1.0); // a non-zero gradient
                 let what = format!("rows={rows} cols={cols} relu on {range:?} {at_zero:?}");
 
@@ -207,27 +209,10 @@ fn relu_forward_and_backward_match_naive() {
                 kern::relu_backward(&mut da, &dh, &a, rows, cols, range.clone(), at_zero);
                 naive::relu_backward(&mut da_naive, &dh, &a, rows, cols, range.clone(), at_zero);
                 assert_all_eq(&format!("relu_backward {what}: da"), &da, &da_naive, cols);
-            }
-        }
-    }
-}
 
-#[test]
-fn relu_backward_fresh_is_zero_then_accumulate_bit_for_bit() {
-    // The fresh backward overwrites a `da` it never reads (NaN here) with the bits of
-    // zeroing it and accumulating: also where the contribution is −0 (a −0 upstream
-    // gradient through a class column, or a blocked relu column: both give +0).
-    let mut seed = 1000;
-    for (rows, cols) in shapes_2d() {
-        for range in relu_ranges(cols) {
-            for at_zero in [ReluGradAtZero::Zero, ReluGradAtZero::One] {
-                seed += 1;
-                let mut rng = Rng::new(seed);
-                let a = rng.vec_with_zeros(rows * cols);
-                let mut dh = rng.vec(rows * cols, -1.0, 1.0);
-                dh.iter_mut().step_by(3).for_each(|v| *v = -0.0);
-                let what = format!("rows={rows} cols={cols} relu on {range:?} {at_zero:?}");
-
+                // The fresh backward overwrites a `da` it never reads (NaN here) with
+                // the bits of zeroing it and accumulating, also where the contribution
+                // is −0 (a −0 upstream gradient, or a blocked column): both give +0.
                 let mut fresh = vec![f32::NAN; rows * cols];
                 kern::relu_backward_fresh(&mut fresh, &dh, &a, rows, cols, range.clone(), at_zero);
                 let mut zeroed = vec![0.0; rows * cols];
