@@ -112,7 +112,7 @@ fn relu_backward_with(
     cols: usize,
     relu_cols: Range<usize>,
     at_zero: ReluGradAtZero,
-    put: impl Fn(&mut f32, f32) + Copy,
+    put: impl Fn(&mut f32, f32),
 ) {
     check_len("relu_backward da", da.len(), rows, cols);
     check_len("relu_backward dh", dh.len(), rows, cols);
