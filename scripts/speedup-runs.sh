@@ -7,7 +7,9 @@
 # step against a 1-thread twin's step in the same round), then the median, quartiles,
 # range and the count at or above 1.7 over the runs. One run says little on a shared
 # host: its speed-up moves by ±0.2 with the neighbours' load and with how far apart the
-# host has put the two vCPUs (each run's median `core_round_trip_ns` is shown).
+# host has put the two vCPUs (each run's median `core_round_trip_ns` is shown, and the
+# runs are also summarised apart by it: under 300 ns the two vCPUs share a cache, from
+# 300 ns up they do not; the sessions' round trips fell in 55–252 and 338–654 ns).
 #
 #   scripts/speedup-runs.sh [RUNS] [more idmlp bench flags]    20 runs by default, ~13 s each
 #   scripts/speedup-runs.sh 10 --independent                   also two 1-thread trainers at once
@@ -52,7 +54,7 @@ stats() {
                      q(0.5), q(0.25), q(0.75), v[1], v[NR], hi, NR }'
 }
 
-speedups=() independents=() steps=()
+speedups=() independents=() steps=() near=() far=()
 echo "idmlp bench ${args[*]} ${extra[*]}"
 printf '%4s %10s %12s %14s %14s %12s\n' run speed-up "2 threads ms" "1 thread ms" "round trip ns" independent
 for ((r = 1; r <= runs; r++)); do
@@ -65,16 +67,22 @@ for ((r = 1; r <= runs; r++)); do
     fi
     speedups+=("$speedup")
     steps+=("$(field ms_per_step <<<"$json")")
+    trip=$(field core_round_trip_ns <<<"$json")
+    if awk -v t="$trip" 'BEGIN { exit !(t < 300) }'; then near+=("$speedup"); else far+=("$speedup"); fi
     shown=-
     if [ "$independent" != null ]; then
         independents+=("$independent")
         shown=$(printf '%.3f' "$independent")
     fi
     printf '%4d %10.3f %12.1f %14.1f %14.0f %12s\n' "$r" "$speedup" "${steps[-1]}" \
-        "$(field one_thread_ms <<<"$json")" "$(field core_round_trip_ns <<<"$json")" "$shown"
+        "$(field one_thread_ms <<<"$json")" "$trip" "$shown"
 done
 
 echo "speed-up over $runs runs: $(printf '%s\n' "${speedups[@]}" | stats)"
+if [ "${#near[@]}" -gt 0 ] && [ "${#far[@]}" -gt 0 ]; then
+    echo "  round trip < 300 ns: $(printf '%s\n' "${near[@]}" | stats)"
+    echo "  round trip ≥ 300 ns: $(printf '%s\n' "${far[@]}" | stats)"
+fi
 if [ "${#independents[@]}" -gt 0 ]; then
     echo "independent: $(printf '%s\n' "${independents[@]}" | stats)"
 fi
