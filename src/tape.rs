@@ -435,7 +435,7 @@ impl<'t> Graph<'t> {
     }
 
     /// The fused linear layer `x·wᵀ + b` for `x: B×K`, `w: N×K`, `b: 1×N` → `B×N`:
-    /// the bias is broadcast into the output and the GEMM adds onto it (`β = 1`).
+    /// the GEMM adds the bias in its first store ([`k::gemm_abt_bias`]).
     #[track_caller]
     pub fn linear(&mut self, x: Node, w: Node, b: Node) -> Node {
         assert_eq!(
@@ -453,9 +453,7 @@ impl<'t> Graph<'t> {
         );
         let out = self.tape.alloc(x.rows, w.rows, x.needs_grad || w.needs_grad || b.needs_grad);
         let ([xv, wv, bv], ov, mut gemm) = self.operands_and_pack([x, w, b], out);
-        let n = w.rows;
-        gemm.rows(ov, x.rows, n, &|_, o| k::bias_forward(o, bv, rows_in(o.len(), n), n));
-        gemm.run(ABT, x.rows, x.cols, n, 1.0, xv, wv, 1.0, ov);
+        gemm.abt_bias(x.rows, x.cols, w.rows, xv, wv, bv, ov);
         self.tape.record(Op::Linear { x, w, b, out });
         out
     }
@@ -932,6 +930,24 @@ impl Gemms<'_> {
         match self.pool {
             Some(pool) => pooled(pool, m, kk, n, alpha, a, b, beta, c),
             None => serial(m, kk, n, alpha, a, b, beta, c, self.pack),
+        }
+    }
+
+    /// `C ← A·Bᵀ + bias` in every row ([`k::gemm_abt_bias`]), on the pool when the tape
+    /// has one.
+    fn abt_bias(
+        &mut self,
+        m: usize,
+        kk: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+        c: &mut [f32],
+    ) {
+        match self.pool {
+            Some(pool) => k::par::gemm_abt_bias(pool, m, kk, n, 1.0, a, b, bias, c),
+            None => k::gemm_abt_bias(m, kk, n, 1.0, a, b, bias, c, self.pack),
         }
     }
 

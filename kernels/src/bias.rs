@@ -1,7 +1,9 @@
 //! Bias broadcast (forward) and its gradient, the column sum (backward).
 //!
-//! The forward writes the bias into every row of the output so that the GEMM that
-//! follows can run with `β = 1` and fold the bias in without an extra pass.
+//! The linear layer's forward does not call [`bias_forward`]: it folds the bias into
+//! the GEMM's first store ([`crate::gemm_abt_bias`]), with the bits of this broadcast
+//! followed by a `β = 1` GEMM. The broadcast stays for the tape's separate `add_bias`
+//! op and as the reference the fold is tested against.
 
 use crate::check_len;
 

@@ -18,7 +18,7 @@
 use crate::check_len;
 #[cfg(doc)]
 use crate::sgemm::PACK_LEN;
-use crate::sgemm::{StripeSink, sgemm, sgemm_stripes};
+use crate::sgemm::{StripeSink, sgemm, sgemm_bias, sgemm_stripes};
 use crate::simd::wide;
 
 /// The signature [`gemm_ab`], [`gemm_abt`] and [`gemm_atb`] share,
@@ -90,6 +90,46 @@ pub fn gemm_abt(
         a, k, 1,
         b, 1, k,
         beta,
+        c, n, 1,
+        pack,
+    );
+}
+
+/// `C ← α·A·Bᵀ + bias` with `A: m×k`, `B: n×k` (stored row-major, used transposed),
+/// `C: m×n`, and the `n` floats of `bias` added to every row of C. C is not read.
+///
+/// In the tape: the forward of a linear layer, `Y = X·Wᵀ + b`. The bias is folded into
+/// the GEMM's first store ([`sgemm_bias`]) instead of being written into Y by a pass
+/// of its own; the bits are those of that pass followed by [`gemm_abt`] with `β = 1`.
+/// With `m = 1` the bias row is copied into C and the dot products add onto it.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt_bias(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    bias: &[f32],
+    c: &mut [f32],
+    pack: &mut [f32],
+) {
+    check_len("gemm_abt_bias A", a.len(), m, k);
+    check_len("gemm_abt_bias B", b.len(), n, k);
+    check_len("gemm_abt_bias bias", bias.len(), 1, n);
+    check_len("gemm_abt_bias C", c.len(), m, n);
+    if m == 1 && k > 0 && alpha != 0.0 {
+        c.copy_from_slice(bias);
+        return wide!(row_dot_rows(alpha, a, b, 1.0, c));
+    }
+    #[rustfmt::skip]
+    sgemm_bias(
+        m, k, n,
+        alpha,
+        a, k, 1,
+        b, 1, k,
+        bias,
         c, n, 1,
         pack,
     );

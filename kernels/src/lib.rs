@@ -32,7 +32,7 @@ pub mod simd;
 pub mod softmax;
 
 pub use bias::{bias_backward, bias_forward};
-pub use gemm::{gemm_ab, gemm_abt, gemm_atb};
+pub use gemm::{gemm_ab, gemm_abt, gemm_abt_bias, gemm_atb};
 pub use optim::{
     Adam, Update, UpdateRule, adam_step, linear_rank1_update, momentum_step, sgd_step,
 };

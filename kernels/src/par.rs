@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::optim::Update;
 use crate::pool::{MAX_PIECES, MAX_THREADS, Pool, piece};
 use crate::sgemm::{
-    MR, NR, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len, sgemm, sgemm_packed_b,
+    BSource, MR, NR, Start, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len, sgemm_from,
 };
 use crate::{check_len, gemm};
 
@@ -231,10 +231,11 @@ fn aligned(buf: &mut [f32], len: usize) -> &mut [f32] {
 /// Operand A of a row-split product, from a given row of C: `(slice, rsa, csa)`.
 type RowsOfA<'a> = dyn Fn(usize) -> (&'a [f32], usize, usize) + Sync + 'a;
 
-/// `C ← α·A·B + β·C` (`C: m×n` row-major, `A` from `a_from(row)`, `B: k×n` by
-/// strides) on `pool`, cut by rows of C, one k block at a time: the threads pack the
-/// block's B̃ together into the pool's buffer, then each piece of rows multiplies by
-/// it (β on the first block, 1 after: per element, the serial loop nest's order). Why block by
+/// `C ← α·A·B + β·C`, or `+ bias` in every row (`start`), with `C: m×n` row-major,
+/// `A` from `a_from(row)`, `B: k×n` by strides, on `pool`, cut by rows of C, one k
+/// block at a time: the threads pack the block's B̃ together into the pool's buffer,
+/// then each piece of rows multiplies by it (`start` on the first block, `β = 1` after:
+/// per element, the serial loop nest's order). Why block by
 /// block rather than all of B at once: a block (≤ 1.25 MiB) is rewritten in place
 /// while still in cache; packing all of B first measured 1.6–2.4× the time of the
 /// serial call's own packing (0.55–0.75 ms for a 794×794 B).
@@ -247,7 +248,7 @@ fn split_rows_shared_b(
     alpha: f32,
     a_from: &RowsOfA<'_>,
     b: (&[f32], usize, usize),
-    beta: f32,
+    start: Start<'_>,
     c: &mut [f32],
 ) {
     // At least two tiles of rows per piece: each piece streams all of B̃ from cache.
@@ -268,15 +269,15 @@ fn split_rows_shared_b(
         } else {
             None
         };
-        let b = &b[steps.start * rsb..];
-        let beta = if steps.start == 0 { beta } else { 1.0 };
+        let b = match packed {
+            Some(p) => BSource::Packed(p),
+            None => BSource::Strided { b: &b[steps.start * rsb..], rsb, csb },
+        };
+        let start = if steps.start == 0 { start } else { Start::Beta(1.0) };
         split_rows(pool, c, n, &cuts, &|t, r0, c| {
             let (a, rsa, csa) = a_from(r0);
             let (a, rows, pack) = (&a[steps.start * csa..], c.len() / n, &mut pool.pack(t));
-            match packed {
-                Some(p) => sgemm_packed_b(rows, kc, n, alpha, a, rsa, csa, p, beta, c, n, 1, pack),
-                None => sgemm(rows, kc, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, n, 1, pack),
-            }
+            sgemm_from(rows, kc, n, alpha, (a, rsa, csa), b, start, (c, n, 1), pack);
         });
     }
 }
@@ -302,7 +303,8 @@ pub fn gemm_ab(
     }
     check_len("par::gemm_ab A", a.len(), m, k);
     check_len("par::gemm_ab B", b.len(), k, n);
-    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0 * k..], k, 1), (b, n, 1), beta, c);
+    let a_from = |r0| (&a[r0 * k..], k, 1);
+    split_rows_shared_b(pool, m, k, n, alpha, &a_from, (b, n, 1), Start::Beta(beta), c);
 }
 
 /// [`gemm::gemm_abt`] (`C ← α·A·Bᵀ + β·C`, `A: m×k`, `B: n×k`) on `pool`: rows of
@@ -322,33 +324,66 @@ pub fn gemm_abt(
     c: &mut [f32],
 ) {
     check_len("par::gemm_abt C", c.len(), m, n);
-    if pool.threads() == 1 || m * k * n < MIN_SPLIT_FMAS {
-        return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
+    abt(pool, m, k, n, alpha, a, b, Start::Beta(beta), c);
+}
+
+/// [`gemm::gemm_abt_bias`] (`C ← α·A·Bᵀ + bias` in every row) on `pool`, split as
+/// [`gemm_abt`]: the forward of a linear layer with its bias folded into the GEMM.
+/// Bit-identical to the serial call for any thread count.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt_bias(
+    pool: &Pool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    bias: &[f32],
+    c: &mut [f32],
+) {
+    check_len("par::gemm_abt_bias C", c.len(), m, n);
+    check_len("par::gemm_abt_bias bias", bias.len(), 1, n);
+    abt(pool, m, k, n, alpha, a, b, Start::Bias(bias), c);
+}
+
+/// The body of [`gemm_abt`] and [`gemm_abt_bias`].
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn abt(
+    pool: &Pool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    start: Start<'_>,
+    c: &mut [f32],
+) {
+    // The serial call on columns `cols` of C (rows of B).
+    let serial = |m, b: &[f32], cols: core::ops::Range<usize>, c: &mut [f32], pack: &mut [f32]| {
+        let n = cols.len();
+        match start {
+            Start::Beta(beta) => gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, pack),
+            Start::Bias(bias) => gemm::gemm_abt_bias(m, k, n, alpha, a, b, &bias[cols], c, pack),
+        }
+    };
+    if pool.threads() == 1 || m * k * n < MIN_SPLIT_FMAS || (m > 1 && m < 2 * MR) {
+        return serial(m, b, 0..n, c, &mut pool.pack(0));
     }
     check_len("par::gemm_abt B", b.len(), n, k);
     if m == 1 {
         // C is one row: its columns are contiguous pieces, each a dot product with a
         // band of B's rows. Memory-bound: two cores read W 1.2–1.6× as fast as one here.
         return split_rows(pool, c, 1, &Cuts::guided(n, pool.threads(), 16, 2), &|t, j0, c| {
-            let cols = c.len();
-            gemm::gemm_abt(
-                1,
-                k,
-                cols,
-                alpha,
-                a,
-                &b[j0 * k..(j0 + cols) * k],
-                beta,
-                c,
-                &mut pool.pack(t),
-            );
+            let cols = j0..j0 + c.len();
+            serial(1, &b[cols.start * k..cols.end * k], cols, c, &mut pool.pack(t));
         });
     }
-    if m < 2 * MR {
-        return gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, &mut pool.pack(0));
-    }
     check_len("par::gemm_abt A", a.len(), m, k);
-    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0 * k..], k, 1), (b, 1, k), beta, c);
+    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0 * k..], k, 1), (b, 1, k), start, c);
 }
 
 /// [`gemm::gemm_atb`] (`C ← α·Aᵀ·B + β·C`, `A: k×m`, `B: k×n`) on `pool`: rows of C
@@ -373,7 +408,8 @@ pub fn gemm_atb(
     check_len("par::gemm_atb A", a.len(), k, m);
     check_len("par::gemm_atb B", b.len(), k, n);
     // Aᵀ's rows r0.. are A's columns r0..: a strided view.
-    split_rows_shared_b(pool, m, k, n, alpha, &|r0| (&a[r0..], 1, m), (b, n, 1), beta, c);
+    let a_from = |r0| (&a[r0..], 1, m);
+    split_rows_shared_b(pool, m, k, n, alpha, &a_from, (b, n, 1), Start::Beta(beta), c);
 }
 
 /// Runs `f(first_row, piece)` on pieces of `out` (`rows` rows of `row` floats) across

@@ -145,7 +145,57 @@ pub fn sgemm(
     pack: &mut [f32],
 ) {
     let b = BSource::Strided { b, rsb, csb };
-    run_dispatch(Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc }, c, pack);
+    sgemm_from(m, k, n, alpha, (a, rsa, csa), b, Start::Beta(beta), (c, rsc, csc), pack);
+}
+
+/// `C ← α·A·B + bias`, the bias row added to every row of C: [`sgemm`] with the
+/// bias folded into the first k block's store, instead of a pass that writes it into
+/// C before a `β = 1` call. C is not read (NaN in C does not leak), and each element
+/// gets the bits of that copy followed by `sgemm` with `β = 1`: the kernels read the
+/// bias as a C whose rows all start at `bias`.
+///
+/// # Panics
+///
+/// As [`sgemm`], and if `bias` is shorter than `n`.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_bias(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    bias: &[f32],
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    pack: &mut [f32],
+) {
+    let b = BSource::Strided { b, rsb, csb };
+    sgemm_from(m, k, n, alpha, (a, rsa, csa), b, Start::Bias(bias), (c, rsc, csc), pack);
+}
+
+/// The entry behind [`sgemm`] and its variants: B from `b` (strided or packed whole),
+/// the first k block's addend from `start`.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_from(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    (a, rsa, csa): (&[f32], usize, usize),
+    b: BSource<'_>,
+    start: Start<'_>,
+    (c, rsc, csc): (&mut [f32], usize, usize),
+    pack: &mut [f32],
+) {
+    run_dispatch(Args { m, k, n, alpha, a, rsa, csa, b, start, rsc, csc }, c, pack);
 }
 
 /// Floats that a `k×n` B takes packed whole: `k` steps of `⌈n/NR⌉` panels of NR
@@ -306,7 +356,7 @@ pub fn sgemm_packed_b(
     pack: &mut [f32],
 ) {
     let b = BSource::Packed(packed_b);
-    run_dispatch(Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc }, c, pack);
+    sgemm_from(m, k, n, alpha, (a, rsa, csa), b, Start::Beta(beta), (c, rsc, csc), pack);
 }
 
 /// Whether [`sgemm_stripes`] takes a product with shared dimension `k` and `n`
@@ -370,7 +420,7 @@ pub fn sgemm_stripes(
 ) {
     let b = BSource::Strided { b, rsb, csb };
     stripes_dispatch(
-        Args { m, k, n, alpha, a, rsa, csa, b, beta: 0.0, rsc: n, csc: 1 },
+        Args { m, k, n, alpha, a, rsa, csa, b, start: Start::Beta(0.0), rsc: n, csc: 1 },
         pack,
         sink,
     );
@@ -400,7 +450,7 @@ pub fn sgemm_stripes_packed_b(
 ) {
     let b = BSource::Packed(packed_b);
     stripes_dispatch(
-        Args { m, k, n, alpha, a, rsa, csa, b, beta: 0.0, rsc: n, csc: 1 },
+        Args { m, k, n, alpha, a, rsa, csa, b, start: Start::Beta(0.0), rsc: n, csc: 1 },
         pack,
         sink,
     );
@@ -450,8 +500,34 @@ pub fn sgemm_portable(
     csc: usize,
     pack: &mut [f32],
 ) {
-    let b = BSource::Strided { b, rsb, csb };
-    run(portable::Portable, Args { m, k, n, alpha, a, rsa, csa, b, beta, rsc, csc }, c, pack);
+    let (b, start) = (BSource::Strided { b, rsb, csb }, Start::Beta(beta));
+    run(portable::Portable, Args { m, k, n, alpha, a, rsa, csa, b, start, rsc, csc }, c, pack);
+}
+
+/// [`sgemm_bias`] forced onto the portable microkernel, as [`sgemm_portable`].
+/// For tests; not a stable API.
+#[doc(hidden)]
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_bias_portable(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    bias: &[f32],
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    pack: &mut [f32],
+) {
+    let (b, start) = (BSource::Strided { b, rsb, csb }, Start::Bias(bias));
+    run(portable::Portable, Args { m, k, n, alpha, a, rsa, csa, b, start, rsc, csc }, c, pack);
 }
 
 /// The name of the microkernel [`sgemm`] uses on this CPU (`"avx2+fma"` or
@@ -475,14 +551,25 @@ struct Args<'a> {
     rsa: usize,
     csa: usize,
     b: BSource<'a>,
-    beta: f32,
+    start: Start<'a>,
     rsc: usize,
     csc: usize,
 }
 
+/// What the first k block adds to its `α·Ã·B̃` (later blocks add the C they built).
+#[derive(Clone, Copy)]
+pub(crate) enum Start<'a> {
+    /// `β·C`, as in BLAS; with `β = 0` C is not read.
+    Beta(f32),
+    /// A row of `n` floats added to every row of C (the linear layer's bias); C is
+    /// not read. The kernels read it as a C with row stride 0, so each element gets
+    /// the instructions of `β = 1` onto a C that holds the row.
+    Bias(&'a [f32]),
+}
+
 /// Where the loop nest gets its packed B̃ blocks from.
 #[derive(Clone, Copy)]
-enum BSource<'a> {
+pub(crate) enum BSource<'a> {
     /// B itself, addressed by strides: each `kc×nc` block is packed into the
     /// workspace just before use.
     Strided { b: &'a [f32], rsb: usize, csb: usize },
@@ -509,9 +596,10 @@ impl BSource<'_> {
 }
 
 /// One microkernel's output: the `rows×cols` tile of C whose top-left element is
-/// `c[c0]`, with `C ← α·Ã·B̃ + β·C` over `kc` packed k steps.
+/// `c[c0]`, with `C ← α·Ã·B̃ + β·S` over `kc` packed k steps, where S is the tile of C
+/// itself or, with `bias`, that row (`cols` floats) repeated down the tile.
 #[derive(Clone, Copy)]
-struct Tile {
+struct Tile<'a> {
     kc: usize,
     rows: usize,
     cols: usize,
@@ -520,9 +608,10 @@ struct Tile {
     csc: usize,
     alpha: f32,
     beta: f32,
+    bias: Option<&'a [f32]>,
 }
 
-impl Tile {
+impl Tile<'_> {
     /// Panics unless every element of the tile lies inside `c_len` and the packed
     /// panels hold `kc` steps: the precondition the unsafe kernel relies on, checked
     /// again at its door (a handful of integer ops per 6·16·kc FMAs).
@@ -537,6 +626,7 @@ impl Tile {
             .and_then(|r| (self.cols - 1).checked_mul(self.csc).and_then(|s| r.checked_add(s)))
             .and_then(|o| o.checked_add(self.c0));
         assert!(last.is_some_and(|l| l < c_len), "sgemm tile outside C");
+        assert!(self.bias.is_none_or(|row| row.len() == self.cols), "sgemm tile bias");
     }
 }
 
@@ -559,8 +649,9 @@ trait Micro: Copy {
         dst: &mut [f32],
     );
 
-    /// `tile ← α·ã·b̃ + β·tile`, `ã`: MR×kc packed, `b̃`: kc×NR packed.
-    fn tile(self, t: Tile, a: &[f32], b: &[f32], c: &mut [f32]);
+    /// `tile ← α·ã·b̃ + β·S` (S: the tile, or its bias row), `ã`: MR×kc packed,
+    /// `b̃`: kc×NR packed.
+    fn tile(self, t: Tile<'_>, a: &[f32], b: &[f32], c: &mut [f32]);
 }
 
 /// Checks every argument, handles the degenerate cases, then runs the loop nest.
@@ -575,6 +666,9 @@ fn run<K: Micro>(kern: K, p: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
     p.b.check(p.k, p.n);
     check_operand("C", c.len(), p.m, p.n, p.rsc, p.csc);
     check_no_overlap(p.m, p.n, p.rsc, p.csc);
+    if let Start::Bias(bias) = p.start {
+        check_operand("bias", bias.len(), 1, p.n, p.n, 1);
+    }
     if p.m == 0 || p.n == 0 {
         return;
     }
@@ -637,16 +731,21 @@ fn check_no_overlap(m: usize, n: usize, rsc: usize, csc: usize) {
     );
 }
 
-/// `C ← β·C` over the m×n view, for `k = 0` or `α = 0`: A·B contributes nothing, and
-/// with `β = 0` C is overwritten with zeros without being read.
+/// `C ← β·C` (or `C ← bias` in every row) over the m×n view, for `k = 0` or `α = 0`:
+/// A·B contributes nothing, and with `β = 0` C is overwritten with zeros without
+/// being read.
 fn scale_c(p: &Args<'_>, c: &mut [f32]) {
-    if p.beta == 1.0 {
+    if matches!(p.start, Start::Beta(1.0)) {
         return;
     }
     for i in 0..p.m {
         for j in 0..p.n {
             let x = &mut c[i * p.rsc + j * p.csc];
-            *x = if p.beta == 0.0 { 0.0 } else { p.beta * *x };
+            *x = match p.start {
+                Start::Beta(0.0) => 0.0,
+                Start::Beta(beta) => beta * *x,
+                Start::Bias(bias) => bias[j],
+            };
         }
     }
 }
@@ -676,7 +775,11 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
         let nc = nc_step.min(p.n - jc);
         for pc in (0..p.k).step_by(kc_step) {
             let kc = kc_step.min(p.k - pc);
-            let beta = if pc == 0 { p.beta } else { 1.0 };
+            let (beta, bias) = match p.start {
+                Start::Beta(beta) if pc == 0 => (beta, None),
+                Start::Bias(bias) if pc == 0 => (1.0, Some(&bias[jc..jc + nc])),
+                _ => (1.0, None),
+            };
             // B̃'s micro-panel q (columns jc + q·NR..) starts at q·kc·NR = jr·kc.
             let btilde: &[f32] = match p.b {
                 BSource::Strided { b, rsb, csb } => {
@@ -703,6 +806,7 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
                             csc: p.csc,
                             alpha: p.alpha,
                             beta,
+                            bias: bias.map(|row| &row[jr..jr + cols]),
                         };
                         kern.tile(tile, a_panel, b_panel, c);
                     }
@@ -759,6 +863,7 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
                     csc: 1,
                     alpha: p.alpha,
                     beta: 0.0,
+                    bias: None,
                 };
                 kern.tile(tile, a_panel, &btilde[jr * k..(jr + NR) * k], stripe);
             }
@@ -767,15 +872,16 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
     }
 }
 
-/// Writes an `α·A·B` tile (already scaled by α) into C: `C ← tile + β·C` on the
-/// `rows×cols` corner, reading C only when `β ≠ 0`. The edge and strided-C path of
-/// both kernels.
-fn store_tile(t: &Tile, tile: &[[f32; NR]; MR], c: &mut [f32]) {
+/// Writes an `α·A·B` tile (already scaled by α) into C: `C ← tile + β·S` on the
+/// `rows×cols` corner (S: C, or the tile's bias row in every row), reading S only when
+/// `β ≠ 0`. The edge and strided-C path of both kernels.
+fn store_tile(t: &Tile<'_>, tile: &[[f32; NR]; MR], c: &mut [f32]) {
     for (i, row) in tile.iter().enumerate().take(t.rows) {
         let c_row = t.c0 + i * t.rsc;
         for (j, &v) in row.iter().enumerate().take(t.cols) {
             let x = &mut c[c_row + j * t.csc];
-            *x = if t.beta == 0.0 { v } else { t.beta * *x + v };
+            let s = t.bias.map_or(*x, |bias| bias[j]);
+            *x = if t.beta == 0.0 { v } else { t.beta * s + v };
         }
     }
 }

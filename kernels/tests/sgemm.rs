@@ -13,8 +13,8 @@ use std::cell::Cell;
 use common::{Rng, gamma};
 use idmlp_kernels::sgemm::{
     KC, MC, MR, NC, NR, PACK_LEN, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len,
-    sgemm, sgemm_kernel_name, sgemm_packed_b, sgemm_portable, sgemm_stripes,
-    sgemm_stripes_packed_b,
+    sgemm, sgemm_bias, sgemm_bias_portable, sgemm_kernel_name, sgemm_packed_b, sgemm_portable,
+    sgemm_stripes, sgemm_stripes_packed_b,
 };
 
 // ---------------------------------------------------------------------------------
@@ -610,6 +610,93 @@ fn pack_three_ways(k: usize, n: usize, b: &[f32], rsb: usize, csb: usize) -> Vec
 
 fn bits_equal(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// `sgemm_bias` gives the bits of the pass it replaces, the bias written into every row
+/// of C and then `sgemm` with `β = 1`, on both kernels: every transposition of A and B,
+/// row- and column-major padded C (so full AVX2 tiles, edge tiles and the strided store
+/// path), ragged row tiles, several k blocks (the bias only in the first) and several n
+/// blocks (the bias row offset by the block), k = 0 and α = 0. C starts as NaN, which
+/// must not leak, and its padding must stay untouched.
+#[test]
+fn bias_matches_a_copied_bias_and_beta_one_bit_for_bit() {
+    type Bias = fn(
+        usize,
+        usize,
+        usize,
+        f32,
+        &[f32],
+        usize,
+        usize,
+        &[f32],
+        usize,
+        usize,
+        &[f32],
+        &mut [f32],
+        usize,
+        usize,
+        &mut [f32],
+    );
+    let pairs: [(&str, Bias, Gemm); 2] =
+        [("sgemm", sgemm_bias, sgemm), ("sgemm_portable", sgemm_bias_portable, sgemm_portable)];
+    let mut rng = Rng::new(91);
+    let mut pack = workspace();
+    let shapes = [
+        (1, 1, 1),
+        (5, 7, 16),
+        (MR + 1, 33, 2 * NR + 3),
+        (13, KC + 9, 33),
+        (2 * MR, 0, 17),
+        (MC + 7, 2 * KC + 3, NC + 20),
+    ];
+    for (name, with_bias, plain) in pairs {
+        for &(m, k, n) in &shapes {
+            for (ta, tb, tc) in (0..8).map(|bits| (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0)) {
+                let a = Mat::random(&mut rng, m, k, ta, 3);
+                let b = Mat::random(&mut rng, k, n, tb, 2);
+                let bias = rng.vec(n, -1.0, 1.0);
+                for alpha in [1.0, -0.75, 0.0] {
+                    let mut want = Mat::filled(m, n, tc, 5, POISON);
+                    for i in 0..m {
+                        for (j, &v) in bias.iter().enumerate() {
+                            want.set(i, j, v);
+                        }
+                    }
+                    let mut got = Mat::filled(m, n, tc, 5, POISON);
+                    for i in 0..m {
+                        for j in 0..n {
+                            got.set(i, j, f32::NAN);
+                        }
+                    }
+                    #[rustfmt::skip]
+                    plain(
+                        m, k, n, alpha,
+                        &a.data, a.rs, a.cs, &b.data, b.rs, b.cs,
+                        1.0,
+                        &mut want.data, want.rs, want.cs, &mut pack,
+                    );
+                    #[rustfmt::skip]
+                    with_bias(
+                        m, k, n, alpha,
+                        &a.data, a.rs, a.cs, &b.data, b.rs, b.cs,
+                        &bias,
+                        &mut got.data, got.rs, got.cs, &mut pack,
+                    );
+                    assert!(
+                        bits_equal(&want.data, &got.data),
+                        "{name}: {m}×{k}×{n} α {alpha}, transposed A {ta} B {tb}, column-major C {tc}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "sgemm: bias is 1×17")]
+fn short_bias_panics() {
+    let (a, b, mut c) = (vec![0.0; 3 * 2], vec![0.0; 2 * 17], vec![0.0; 3 * 17]);
+    sgemm_bias(3, 2, 17, 1.0, &a, 2, 1, &b, 17, 1, &[0.0; 16], &mut c, 17, 1, &mut workspace());
 }
 
 /// `sgemm_packed_b` (on row pieces of C, as the pool runs it) and

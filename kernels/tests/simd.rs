@@ -27,6 +27,9 @@ fn run_all(seed: u64) -> Vec<f32> {
     let b_nk = rng.vec(n * k, -1.0, 1.0);
     kern::gemm_abt(1, k, n, 1.3, &a, &b_nk, 0.0, &mut c, &mut pack); // a·Bᵀ
     out.extend_from_slice(&c);
+    let bias = rng.vec(n, -1.0, 1.0);
+    kern::gemm_abt_bias(1, k, n, 0.6, &a, &b_nk, &bias, &mut c, &mut pack); // a·Bᵀ + bias
+    out.extend_from_slice(&c);
     let (col, row) = (rng.vec(k, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
     let mut outer = rng.vec(k * n, -1.0, 1.0);
     kern::gemm_atb(k, 1, n, 0.9, &col, &row, 1.0, &mut outer, &mut pack); // colᵀ·row

@@ -148,17 +148,40 @@ fn gemm_times_identity_is_exact() {
 
 #[test]
 fn bias_folded_into_gemm_at_identity_is_x_plus_b() {
-    // The model's forward: broadcast b into Y, then Y ← X·Wᵀ + 1·Y. At W = I each
-    // element is one f32 addition x + b, so the result is bit-identical to it.
-    let b = 7;
+    // The model's forward, Y ← X·Wᵀ + b with the bias in the GEMM's first store. At
+    // W = I each element is one f32 addition x + b, so the result is bit-identical to it.
     let mut rng = Rng::new(12);
-    let x = rng.vec(b * D, -1.0, 1.0);
-    let bias = rng.vec(D, -1.0, 1.0);
-    let mut y = vec![f32::NAN; b * D];
-    kern::bias_forward(&mut y, &bias, b, D);
-    kern::gemm_abt(b, D, D, 1.0, &x, &identity(D), 1.0, &mut y, &mut common::pack());
-    let want: Vec<f32> = x.iter().enumerate().map(|(i, &v)| v + bias[i % D]).collect();
-    assert_all_eq("X·Iᵀ + b: Y", &y, &want, D);
+    for b in [1, 7] {
+        let x = rng.vec(b * D, -1.0, 1.0);
+        let bias = rng.vec(D, -1.0, 1.0);
+        let mut y = vec![f32::NAN; b * D];
+        kern::gemm_abt_bias(b, D, D, 1.0, &x, &identity(D), &bias, &mut y, &mut common::pack());
+        let want: Vec<f32> = x.iter().enumerate().map(|(i, &v)| v + bias[i % D]).collect();
+        assert_all_eq(&format!("X·Iᵀ + b, batch {b}: Y"), &y, &want, D);
+    }
+}
+
+/// `gemm_abt_bias` gives the bits of what it replaced in the forward, the bias broadcast
+/// into C ([`kern::bias_forward`]) and then `gemm_abt` with `β = 1`: batch 1 (the dot
+/// product path), ragged and full row tiles, one and several k blocks, k = 0 and α = 0.
+/// C starts as NaN, which must not leak. (`tests/simd.rs` checks the batch-1 path's
+/// baseline build.)
+#[test]
+fn gemm_abt_bias_is_the_bias_copy_then_beta_one() {
+    let mut rng = Rng::new(13);
+    let shapes = [(1, D, D), (1, 33, 70), (2, 5, 17), (7, 400, 33), (128, D, D), (6, 0, 9)];
+    for &(m, k, n) in &shapes {
+        let (a, b) = (rng.vec(m * k, -1.0, 1.0), rng.vec(n * k, -1.0, 1.0));
+        let bias = rng.vec(n, -1.0, 1.0);
+        for alpha in [1.0, 0.5, 0.0] {
+            let mut want = vec![f32::NAN; m * n];
+            kern::bias_forward(&mut want, &bias, m, n);
+            kern::gemm_abt(m, k, n, alpha, &a, &b, 1.0, &mut want, &mut common::pack());
+            let mut got = vec![f32::NAN; m * n];
+            kern::gemm_abt_bias(m, k, n, alpha, &a, &b, &bias, &mut got, &mut common::pack());
+            assert_all_eq(&format!("{m}×{k}×{n} α {alpha}"), &got, &want, n);
+        }
+    }
 }
 
 #[test]
@@ -916,6 +939,12 @@ fn par_gemms_and_update_are_bit_identical_to_serial() {
                 par::gemm_abt(&pool, m, k, n, 0.5, &a, &bt, beta, &mut c);
                 kern::gemm_abt(m, k, n, 0.5, &a, &bt, beta, &mut want, &mut pack);
                 assert_all_eq(&format!("par::gemm_abt {m}×{k}×{n} t={threads}"), &c, &want, n);
+                // A·Bᵀ + bias
+                let bias = rng.vec(n, -1.0, 1.0);
+                let (mut c, mut want) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+                par::gemm_abt_bias(&pool, m, k, n, 0.5, &a, &bt, &bias, &mut c);
+                kern::gemm_abt_bias(m, k, n, 0.5, &a, &bt, &bias, &mut want, &mut pack);
+                assert_all_eq(&format!("par::gemm_abt_bias {m}×{k}×{n} t={threads}"), &c, &want, n);
                 // Aᵀ·B (A: k×m)
                 let at = rng.vec(k * m, -1.0, 1.0);
                 let (mut c, mut want) = (c0.clone(), c0);

@@ -79,17 +79,24 @@ impl Micro for Avx2Fma {
     }
 
     #[allow(unsafe_code)]
-    fn tile(self, t: Tile, a: &[f32], b: &[f32], c: &mut [f32]) {
+    fn tile(self, t: Tile<'_>, a: &[f32], b: &[f32], c: &mut [f32]) {
         t.check(a.len(), b.len(), c.len());
         if t.cols == NR && t.csc == 1 {
-            // A full tile of a row-contiguous C: the kernel stores straight into C.
+            // A full tile of a row-contiguous C: the kernel stores straight into C, and
+            // reads the β term from C or from the bias row (row stride 0).
             let dst = c[t.c0..].as_mut_ptr();
-            // SAFETY: `t.check` asserted a.len() ≥ kc·MR, b.len() ≥ kc·NR, and that the
+            let (src, rss) = match t.bias {
+                Some(row) => (row.as_ptr(), 0),
+                None => (dst.cast_const(), t.rsc),
+            };
+            let (alpha, beta) = (t.alpha, t.beta);
+            // SAFETY: `t.check` asserted a.len() ≥ kc·MR, b.len() ≥ kc·NR, that the
             // last tile element c0 + (rows−1)·rsc + (NR−1)·1 is inside `c`, so every
-            // `dst[i·rsc + j]` (i < rows, j < NR) is inside `c[c0..]`. `self` proves
+            // `dst[i·rsc + j]` (i < rows, j < NR) is inside `c[c0..]`, and that a bias
+            // row has cols = NR floats, so `src[i·0 + j]` is inside it. `self` proves
             // AVX2 + FMA.
             unsafe {
-                kernel_rows(t.rows, t.kc, a.as_ptr(), b.as_ptr(), t.alpha, t.beta, dst, t.rsc)
+                kernel_rows(t.rows, t.kc, a.as_ptr(), b.as_ptr(), alpha, beta, src, rss, dst, t.rsc)
             };
         } else {
             // An edge or strided-C tile: compute α·Ã·B̃ into a stack tile (β = 0, so
@@ -98,7 +105,9 @@ impl Micro for Avx2Fma {
             let dst = tile.as_mut_ptr().cast::<f32>();
             // SAFETY: as above for `a` and `b`; `dst` is the MR×NR stack tile with row
             // stride NR and rows ≤ MR (asserted by `t.check`).
-            unsafe { kernel_rows(t.rows, t.kc, a.as_ptr(), b.as_ptr(), t.alpha, 0.0, dst, NR) };
+            unsafe {
+                kernel_rows(t.rows, t.kc, a.as_ptr(), b.as_ptr(), t.alpha, 0.0, dst, NR, dst, NR)
+            };
             store_tile(&t, &tile, c);
         }
     }
@@ -129,6 +138,8 @@ unsafe fn kernel_rows(
     b: *const f32,
     alpha: f32,
     beta: f32,
+    src: *const f32,
+    rss: usize,
     dst: *mut f32,
     rsd: usize,
 ) {
@@ -137,7 +148,7 @@ unsafe fn kernel_rows(
             const _: () = assert!(MR == [$($r),*].len(), "one arm per row count 1..=MR");
             match rows {
                 // SAFETY: forwarded contract; each arm's R equals `rows`.
-                $($r => unsafe { kernel::<$r, { sets($r) }>(kc, a, b, alpha, beta, dst, rsd) },)*
+                $($r => unsafe { kernel::<$r, { sets($r) }>(kc, a, b, alpha, beta, src, rss, dst, rsd) },)*
                 _ => unreachable!("tile rows {rows} outside 1..={MR}"),
             }
         }};
@@ -145,15 +156,17 @@ unsafe fn kernel_rows(
     by_rows!(1 2 3 4 5 6)
 }
 
-/// The R×NR microkernel: `dst[i·rsd + j] ← α·Σ_p ã[p·MR + i]·b̃[p·NR + j] + β·dst[…]`
-/// for i < R, j < NR; with β = 0, `dst` is not read. `U` accumulator sets take
+/// The R×NR microkernel: `dst[i·rsd + j] ← α·Σ_p ã[p·MR + i]·b̃[p·NR + j] +
+/// β·src[i·rss + j]` for i < R, j < NR; with β = 0, `src` is not read. `src` is `dst`
+/// itself (`C ← α·Ã·B̃ + β·C`) or a bias row with `rss = 0`. `U` accumulator sets take
 /// alternate k steps and are summed at the end.
 ///
 /// # Safety
 ///
 /// The CPU supports AVX2 and FMA; `a` is readable for `kc·MR` floats, `b` for `kc·NR`;
-/// `dst` is writable (and, if β ≠ 0, readable) at `i·rsd + j` for i < R, j < NR.
-#[allow(unsafe_code, clippy::needless_range_loop)] // indices mirror the packed layout
+/// `dst` is writable at `i·rsd + j` and, if β ≠ 0, `src` readable at `i·rss + j`, for
+/// i < R, j < NR.
+#[allow(unsafe_code, clippy::needless_range_loop, clippy::too_many_arguments)] // indices mirror the packed layout
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel<const R: usize, const U: usize>(
     kc: usize,
@@ -161,12 +174,14 @@ unsafe fn kernel<const R: usize, const U: usize>(
     b: *const f32,
     alpha: f32,
     beta: f32,
+    src: *const f32,
+    rss: usize,
     dst: *mut f32,
     rsd: usize,
 ) {
     // SAFETY: every `a.add`, `b.add` stays below kc·MR, kc·NR (k steps < kc, row
-    // index < R ≤ MR, vector offset + 8 ≤ NR); every `dst.add` is at i·rsd + 8v + 8 ≤
-    // i·rsd + NR with i < R: the caller's contract.
+    // index < R ≤ MR, vector offset + 8 ≤ NR); every `dst.add` (`src.add`) is at
+    // i·rsd + 8v + 8 ≤ i·rsd + NR (i·rss + …) with i < R: the caller's contract.
     unsafe {
         // Ask for the C tile's cache lines now, so that their misses overlap the k
         // loop instead of stalling the stores at its end (measured: the weight
@@ -221,7 +236,8 @@ unsafe fn kernel<const R: usize, const U: usize>(
                 let res = if beta == 0.0 {
                     _mm256_mul_ps(alphav, ab)
                 } else {
-                    _mm256_fmadd_ps(alphav, ab, _mm256_mul_ps(betav, _mm256_loadu_ps(out)))
+                    let s = _mm256_loadu_ps(src.add(i * rss + 8 * v));
+                    _mm256_fmadd_ps(alphav, ab, _mm256_mul_ps(betav, s))
                 };
                 _mm256_storeu_ps(out, res);
             }
