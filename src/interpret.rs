@@ -56,7 +56,7 @@ impl Interpreter {
             "interpret: parameter count does not match the architecture"
         );
         assert!(
-            arch.inputs > 0 && x.len() % arch.inputs == 0,
+            arch.inputs > 0 && x.len().is_multiple_of(arch.inputs),
             "interpret: {} values is not a whole number of {}-pixel samples",
             x.len(),
             arch.inputs

@@ -8,7 +8,7 @@
 //!
 //! The products share one packing of B: for each k block, the threads first pack B̃
 //! together, each into its own stretch of the pool's buffer ([`Pool::packed_b`]),
-//! and then all read it ([`sgemm_packed_b`]). Why: the layer's B is the 794×794
+//! and then all read it ([`sgemm_packed_b`](crate::sgemm::sgemm_packed_b)). Why: the layer's B is the 794×794
 //! weight (or the batch), and packing it per thread would read it from memory once
 //! per thread; a split by columns of C instead, which packs it once, makes every
 //! thread re-pack A and leaves C in column pieces to be copied together afterwards.

@@ -54,6 +54,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod pack;
 mod portable;
 
@@ -87,6 +89,9 @@ pub const MC: usize = 144;
 /// GEMMs pack A exactly once. A multiple of [`NR`].
 pub const NC: usize = 1024;
 
+/// The most B̃ panels a microkernel tile spans ([`Micro::PANELS`]).
+const MAX_PANELS: usize = 2;
+
 /// Floats of slack in front of the packed buffers, so that they can start on a
 /// 64-byte (cache-line) boundary whatever the alignment of the caller's slice.
 const ALIGN_SLACK: usize = 16;
@@ -98,8 +103,8 @@ const ALIGN_SLACK: usize = 16;
 pub const PACK_LEN: usize = ALIGN_SLACK + KC * NC + MC * KC + MR * NC;
 
 const _: () = {
-    assert!(MC % MR == 0 && NC % NR == 0 && KC % 8 == 0);
-    assert!(NR % 8 == 0, "the AVX2 kernel and B packer work in ymm vectors of 8");
+    assert!(MC.is_multiple_of(MR) && NC.is_multiple_of(NR) && KC.is_multiple_of(8));
+    assert!(NR.is_multiple_of(8), "the AVX2 kernel and B packer work in ymm vectors of 8");
 };
 
 /// `C ← α·A·B + β·C` with `C: m×n`, `A: m×k`, `B: k×n`, every operand addressed by
@@ -459,9 +464,25 @@ pub fn sgemm_stripes_packed_b(
 /// Runs [`run`] on this CPU's kernel.
 #[track_caller]
 fn run_dispatch(args: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
+    run_on(Kernel::best(), args, c, pack);
+}
+
+/// Runs [`run`] on `kernel` (the portable one if this CPU cannot run it).
+#[track_caller]
+fn run_on(kernel: Kernel, args: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(isa) = avx2::Avx2Fma::detect() {
-        return run(isa, args, c, pack);
+    match kernel {
+        Kernel::Avx512 => {
+            if let Some(isa) = avx512::Avx512::detect() {
+                return run(isa, args, c, pack);
+            }
+        }
+        Kernel::Avx2 => {
+            if let Some(isa) = avx2::Avx2Fma::detect() {
+                return run(isa, args, c, pack);
+            }
+        }
+        Kernel::Portable => {}
     }
     run(portable::Portable, args, c, pack);
 }
@@ -472,72 +493,97 @@ fn stripes_dispatch(args: Args<'_>, pack: &mut [f32], sink: &mut dyn StripeSink)
     let (k, n) = (args.k, args.n);
     assert!(stripes_fit(k, n), "sgemm_stripes: k = {k} and n = {n} must fit one block");
     #[cfg(target_arch = "x86_64")]
+    if let Some(isa) = avx512::Avx512::detect() {
+        return stripes(isa, args, pack, sink);
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(isa) = avx2::Avx2Fma::detect() {
         return stripes(isa, args, pack, sink);
     }
     stripes(portable::Portable, args, pack, sink);
 }
 
-/// [`sgemm`] forced onto the portable microkernel and packers, whatever the CPU.
-/// For tests and benchmarks that must cover both code paths; not a stable API.
-#[doc(hidden)]
-#[track_caller]
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm_portable(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: &[f32],
-    rsa: usize,
-    csa: usize,
-    b: &[f32],
-    rsb: usize,
-    csb: usize,
-    beta: f32,
-    c: &mut [f32],
-    rsc: usize,
-    csc: usize,
-    pack: &mut [f32],
-) {
-    let (b, start) = (BSource::Strided { b, rsb, csb }, Start::Beta(beta));
-    run(portable::Portable, Args { m, k, n, alpha, a, rsa, csa, b, start, rsc, csc }, c, pack);
+/// A microkernel family [`sgemm`] can run on. The AVX-512 kernel computes each
+/// element with the AVX2 kernel's instructions in their order, so the two give the
+/// same bits; the portable kernel multiplies and adds separately (no FMA), so its
+/// bits differ, within the same error bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512F: 6×32 tiles over two 16-column panels (x86-64).
+    Avx512,
+    /// AVX2 + FMA: 6×16 tiles (x86-64).
+    Avx2,
+    /// Plain Rust over fixed-size arrays, vectorised by the compiler: any CPU.
+    Portable,
 }
 
-/// [`sgemm_bias`] forced onto the portable microkernel, as [`sgemm_portable`].
-/// For tests; not a stable API.
-#[doc(hidden)]
-#[track_caller]
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm_bias_portable(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: &[f32],
-    rsa: usize,
-    csa: usize,
-    b: &[f32],
-    rsb: usize,
-    csb: usize,
-    bias: &[f32],
-    c: &mut [f32],
-    rsc: usize,
-    csc: usize,
-    pack: &mut [f32],
-) {
-    let (b, start) = (BSource::Strided { b, rsb, csb }, Start::Bias(bias));
-    run(portable::Portable, Args { m, k, n, alpha, a, rsa, csa, b, start, rsc, csc }, c, pack);
-}
+impl Kernel {
+    /// Every kernel, fastest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Avx512, Kernel::Avx2, Kernel::Portable];
 
-/// The name of the microkernel [`sgemm`] uses on this CPU (`"avx2+fma"` or
-/// `"portable"`), for benchmark and test reports.
-pub fn sgemm_kernel_name() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    if avx2::Avx2Fma::detect().is_some() {
-        return "avx2+fma";
+    /// The kernel [`sgemm`] and its variants use on this CPU: the first of
+    /// [`Kernel::ALL`] it can run (checked at run time with `std`, from the compile
+    /// target without).
+    pub fn best() -> Kernel {
+        Kernel::ALL.into_iter().find(|k| k.available()).unwrap_or(Kernel::Portable)
     }
-    "portable"
+
+    /// Whether this CPU can run it.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => avx512::Avx512::detect().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => avx2::Avx2Fma::detect().is_some(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx512 | Kernel::Avx2 => false,
+            Kernel::Portable => true,
+        }
+    }
+
+    /// Its name in reports: `"avx512f"`, `"avx2+fma"` or `"portable"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512f",
+            Kernel::Avx2 => "avx2+fma",
+            Kernel::Portable => "portable",
+        }
+    }
+}
+
+/// The name of the microkernel [`sgemm`] uses on this CPU ([`Kernel::best`]), for
+/// benchmark and test reports.
+pub fn sgemm_kernel_name() -> &'static str {
+    Kernel::best().name()
+}
+
+/// [`sgemm`] (`bias: None`) or [`sgemm_bias`] (`Some`, `beta` ignored) forced onto
+/// `kernel`, whatever [`Kernel::best`] is, so that tests and benchmarks cover every
+/// kernel the CPU has; not a stable API.
+///
+/// # Panics
+///
+/// As the call it stands for, and if this CPU cannot run `kernel`.
+#[doc(hidden)]
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_on(
+    kernel: Kernel,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    (a, rsa, csa): (&[f32], usize, usize),
+    (b, rsb, csb): (&[f32], usize, usize),
+    beta: f32,
+    bias: Option<&[f32]>,
+    (c, rsc, csc): (&mut [f32], usize, usize),
+    pack: &mut [f32],
+) {
+    assert!(kernel.available(), "sgemm_on: this CPU cannot run the {} kernel", kernel.name());
+    let b = BSource::Strided { b, rsb, csb };
+    let start = bias.map_or(Start::Beta(beta), Start::Bias);
+    run_on(kernel, Args { m, k, n, alpha, a, rsa, csa, b, start, rsc, csc }, c, pack);
 }
 
 /// The read-only arguments of one call, bundled so that the loop nest does not pass
@@ -617,9 +663,9 @@ impl Tile<'_> {
     /// again at its door (a handful of integer ops per 6·16·kc FMAs).
     #[inline]
     fn check(&self, a_len: usize, b_len: usize, c_len: usize) {
-        assert!((1..=MR).contains(&self.rows) && (1..=NR).contains(&self.cols));
+        assert!((1..=MR).contains(&self.rows) && (1..=MAX_PANELS * NR).contains(&self.cols));
         let need_a = self.kc.checked_mul(MR);
-        let need_b = self.kc.checked_mul(NR);
+        let need_b = self.kc.checked_mul(NR * self.cols.div_ceil(NR));
         assert!(need_a.is_some_and(|l| l <= a_len) && need_b.is_some_and(|l| l <= b_len));
         let last = (self.rows - 1)
             .checked_mul(self.rsc)
@@ -635,6 +681,10 @@ impl Tile<'_> {
 /// so its cost is m·k against m·k·n FMAs, and safe code does it well enough (a
 /// row-major A goes 8 k steps at a time through a stack tile).
 trait Micro: Copy {
+    /// B̃ panels (of [`NR`] columns) one tile spans: the loop nests step over C's
+    /// columns `PANELS·NR` at a time and hand `tile` that many panels.
+    const PANELS: usize = 1;
+
     /// Packs the `kc×nc` block of B whose first element is `b[b0]` into `dst` in the
     /// layout of [`pack::pack_b`].
     #[allow(clippy::too_many_arguments)]
@@ -650,7 +700,7 @@ trait Micro: Copy {
     );
 
     /// `tile ← α·ã·b̃ + β·S` (S: the tile, or its bias row), `ã`: MR×kc packed,
-    /// `b̃`: kc×NR packed.
+    /// `b̃`: the tile's `⌈cols/NR⌉ ≤ PANELS` panels of kc×NR, one after the other.
     fn tile(self, t: Tile<'_>, a: &[f32], b: &[f32], c: &mut [f32]);
 }
 
@@ -792,9 +842,9 @@ fn gemm_loop<K: Micro>(kern: K, p: &Args<'_>, c: &mut [f32], pack: &mut [f32]) {
             for ic in (0..p.m).step_by(mc_step) {
                 let mc = mc_step.min(p.m - ic);
                 pack::pack_a(mc, kc, p.a, ic * p.rsa + pc * p.csa, p.rsa, p.csa, apack);
-                for jr in (0..nc).step_by(NR) {
-                    let cols = NR.min(nc - jr);
-                    let b_panel = &btilde[jr * kc..(jr + NR) * kc];
+                for jr in (0..nc).step_by(K::PANELS * NR) {
+                    let cols = (K::PANELS * NR).min(nc - jr);
+                    let b_panel = &btilde[jr * kc..(jr + cols.next_multiple_of(NR)) * kc];
                     for ir in (0..mc).step_by(MR) {
                         let a_panel = &apack[ir * kc..(ir + MR) * kc];
                         let tile = Tile {
@@ -852,12 +902,15 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
         for ir in (0..mc).step_by(MR) {
             let rows = MR.min(mc - ir);
             let a_panel = &apack[ir * k..(ir + MR) * k];
-            for jr in (0..n).step_by(NR) {
-                sink.before_tile(ic + ir, rows, jr);
+            for jr in (0..n).step_by(K::PANELS * NR) {
+                let cols = (K::PANELS * NR).min(n - jr);
+                for col in (jr..jr + cols).step_by(NR) {
+                    sink.before_tile(ic + ir, rows, col);
+                }
                 let tile = Tile {
                     kc: k,
                     rows,
-                    cols: NR.min(n - jr),
+                    cols,
                     c0: jr,
                     rsc: n,
                     csc: 1,
@@ -865,7 +918,12 @@ fn stripes<K: Micro>(kern: K, p: Args<'_>, pack: &mut [f32], sink: &mut dyn Stri
                     beta: 0.0,
                     bias: None,
                 };
-                kern.tile(tile, a_panel, &btilde[jr * k..(jr + NR) * k], stripe);
+                kern.tile(
+                    tile,
+                    a_panel,
+                    &btilde[jr * k..(jr + cols.next_multiple_of(NR)) * k],
+                    stripe,
+                );
             }
             sink.stripe(ic + ir, &stripe[..rows * n]);
         }

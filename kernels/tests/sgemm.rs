@@ -12,9 +12,9 @@ use std::cell::Cell;
 
 use common::{Rng, gamma};
 use idmlp_kernels::sgemm::{
-    KC, MC, MR, NC, NR, PACK_LEN, pack_b_panels, pack_b_steps, packed_b_blocks, packed_b_len,
-    sgemm, sgemm_bias, sgemm_bias_portable, sgemm_kernel_name, sgemm_packed_b, sgemm_portable,
-    sgemm_stripes, sgemm_stripes_packed_b,
+    KC, Kernel, MC, MR, NC, NR, PACK_LEN, pack_b_panels, pack_b_steps, packed_b_blocks,
+    packed_b_len, sgemm, sgemm_bias, sgemm_kernel_name, sgemm_on, sgemm_packed_b, sgemm_stripes,
+    sgemm_stripes_packed_b,
 };
 
 // ---------------------------------------------------------------------------------
@@ -181,8 +181,52 @@ type Gemm = fn(
     &mut [f32],
 );
 
-/// Both microkernels: whatever `sgemm` picks on this CPU, and the portable one.
-const KERNELS: [(&str, Gemm); 2] = [("sgemm", sgemm), ("sgemm_portable", sgemm_portable)];
+/// `sgemm` forced onto one kernel ([`sgemm_on`]), as a [`Gemm`].
+macro_rules! forced {
+    ($name:ident, $kernel:expr) => {
+        #[allow(clippy::too_many_arguments)]
+        fn $name(
+            m: usize,
+            k: usize,
+            n: usize,
+            alpha: f32,
+            a: &[f32],
+            rsa: usize,
+            csa: usize,
+            b: &[f32],
+            rsb: usize,
+            csb: usize,
+            beta: f32,
+            c: &mut [f32],
+            rsc: usize,
+            csc: usize,
+            pack: &mut [f32],
+        ) {
+            #[rustfmt::skip]
+            sgemm_on(
+                $kernel, m, k, n, alpha,
+                (a, rsa, csa), (b, rsb, csb),
+                beta, None,
+                (c, rsc, csc), pack,
+            );
+        }
+    };
+}
+forced!(sgemm_avx512, Kernel::Avx512);
+forced!(sgemm_avx2, Kernel::Avx2);
+forced!(sgemm_portable, Kernel::Portable);
+
+/// `sgemm` as it dispatches, then every microkernel this CPU runs, forced.
+fn kernels() -> Vec<(&'static str, Gemm)> {
+    let forced: [(Kernel, Gemm); 3] = [
+        (Kernel::Avx512, sgemm_avx512),
+        (Kernel::Avx2, sgemm_avx2),
+        (Kernel::Portable, sgemm_portable),
+    ];
+    let mut out: Vec<(&str, Gemm)> = vec![("sgemm", sgemm)];
+    out.extend(forced.into_iter().filter(|(k, _)| k.available()).map(|(k, g)| (k.name(), g)));
+    out
+}
 
 /// Runs `gemm` on `c` and checks it against [`reference`]: every view element within
 /// tolerance, every padding element still [`POISON`] bit for bit.
@@ -265,7 +309,7 @@ fn check_layouts(
         } else {
             Mat::random(rng, m, n, tc, 5)
         };
-        for (name, gemm) in KERNELS {
+        for (name, gemm) in kernels() {
             let what = format!("{name} (A col-major {ta}, B col-major {tb}, C col-major {tc})");
             check(&what, gemm, alpha, &a, &b, beta, &c, pack);
         }
@@ -276,19 +320,30 @@ fn check_layouts(
 // Tests
 
 #[test]
-fn avx2_kernel_is_the_one_tested_on_avx2_machines() {
-    // `sgemm` runs the AVX2 kernel wherever it can, so KERNELS covers both kernels; if
-    // this fails, the "both kernels" tests below quietly test the portable one twice.
-    // With `std` the choice is made at run time, without it at compile time.
+fn sgemm_runs_the_fastest_kernel_the_cpu_has() {
+    // If this fails, `kernels()` below quietly tests a slower kernel twice and never
+    // the one users run. With `std` the choice is made at run time, without it at
+    // compile time.
     #[cfg(target_arch = "x86_64")]
-    let avx2 = if cfg!(feature = "std") {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    let (avx512, avx2) = if cfg!(feature = "std") {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        (avx2 && is_x86_feature_detected!("avx512f"), avx2)
     } else {
-        cfg!(all(target_feature = "avx2", target_feature = "fma"))
+        let avx2 = cfg!(all(target_feature = "avx2", target_feature = "fma"));
+        (avx2 && cfg!(target_feature = "avx512f"), avx2)
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
-    assert_eq!(sgemm_kernel_name(), if avx2 { "avx2+fma" } else { "portable" });
+    let (avx512, avx2) = (false, false);
+    let want = if avx512 {
+        "avx512f"
+    } else if avx2 {
+        "avx2+fma"
+    } else {
+        "portable"
+    };
+    assert_eq!(sgemm_kernel_name(), want);
+    assert_eq!(Kernel::best().name(), want);
+    assert!(Kernel::Portable.available());
 }
 
 #[test]
@@ -364,7 +419,7 @@ fn model_shapes_match_the_naive_twin() {
     let w = rng.vec(d * d, -1.0, 1.0); // (D, D)
     let dy = rng.vec(bsz * d, -1.0, 1.0); // (B, D)
     let mut pack = workspace();
-    for (name, gemm) in KERNELS {
+    for (name, gemm) in kernels() {
         let tol = gamma(roundings(d.max(bsz))) * d as f32;
         // Forward: Y = X·Wᵀ.
         let (mut got, mut want) = (vec![f32::NAN; bsz * d], vec![0.0; bsz * d]);
@@ -393,7 +448,7 @@ fn identity_is_exact() {
     // A·I = A and I·B = B bit for bit: each output is one exact product plus zeros.
     let mut rng = Rng::new(6);
     let mut pack = workspace();
-    for (name, gemm) in KERNELS {
+    for (name, gemm) in kernels() {
         for &(m, k) in &[(1, 1), (7, 33), (33, 7), (65, 300), (150, 17)] {
             let a = rng.vec(m * k, -1.0, 1.0);
             let mut eye = vec![0.0; k * k];
@@ -413,7 +468,7 @@ fn identity_is_exact() {
 fn alpha_zero_reads_neither_a_nor_b() {
     // As in BLAS: α = 0 means C ← β·C without touching A·B, so NaN in A or B stays out.
     let mut pack = workspace();
-    for (name, gemm) in KERNELS {
+    for (name, gemm) in kernels() {
         let (a, b) = (vec![f32::NAN; 7 * 9], vec![f32::INFINITY; 9 * 5]);
         let mut c = vec![3.0; 7 * 5];
         gemm(7, 9, 5, 0.0, &a, 9, 1, &b, 5, 1, 0.5, &mut c, 5, 1, &mut pack);
@@ -436,7 +491,7 @@ fn workspace_contents_do_not_matter() {
     let (m, k, n) = (13, 37, 29);
     let a = rng.vec(m * k, -1.0, 1.0);
     let b = rng.vec(k * n, -1.0, 1.0);
-    for (name, gemm) in KERNELS {
+    for (name, gemm) in kernels() {
         let mut clean = vec![0.0; m * n];
         gemm(m, k, n, 1.0, &a, k, 1, &b, 1, k, 0.0, &mut clean, n, 1, &mut workspace());
         let mut dirty = vec![0.0; m * n];
@@ -470,8 +525,9 @@ fn allocates_nothing() {
     let mut y = vec![0.0; bsz * d];
     let mut dw = vec![0.0; d * d];
     let mut pack = workspace();
+    let kernels = kernels();
     let before = allocations();
-    for (_, gemm) in KERNELS {
+    for &(_, gemm) in &kernels {
         #[rustfmt::skip]
         gemm(bsz, d, d, 1.0, &x, d, 1, &w, 1, d, 0.0, &mut y, d, 1, &mut pack);
         gemm(bsz, d, d, 1.0, &x, d, 1, &w, d, 1, 1.0, &mut y, d, 1, &mut pack);
@@ -613,32 +669,13 @@ fn bits_equal(a: &[f32], b: &[f32]) -> bool {
 }
 
 /// `sgemm_bias` gives the bits of the pass it replaces, the bias written into every row
-/// of C and then `sgemm` with `β = 1`, on both kernels: every transposition of A and B,
-/// row- and column-major padded C (so full AVX2 tiles, edge tiles and the strided store
+/// of C and then `sgemm` with `β = 1`, on every kernel: every transposition of A and
+/// B, row- and column-major padded C (so full tiles, edge tiles and the strided store
 /// path), ragged row tiles, several k blocks (the bias only in the first) and several n
 /// blocks (the bias row offset by the block), k = 0 and α = 0. C starts as NaN, which
 /// must not leak, and its padding must stay untouched.
 #[test]
 fn bias_matches_a_copied_bias_and_beta_one_bit_for_bit() {
-    type Bias = fn(
-        usize,
-        usize,
-        usize,
-        f32,
-        &[f32],
-        usize,
-        usize,
-        &[f32],
-        usize,
-        usize,
-        &[f32],
-        &mut [f32],
-        usize,
-        usize,
-        &mut [f32],
-    );
-    let pairs: [(&str, Bias, Gemm); 2] =
-        [("sgemm", sgemm_bias, sgemm), ("sgemm_portable", sgemm_bias_portable, sgemm_portable)];
     let mut rng = Rng::new(91);
     let mut pack = workspace();
     let shapes = [
@@ -649,7 +686,9 @@ fn bias_matches_a_copied_bias_and_beta_one_bit_for_bit() {
         (2 * MR, 0, 17),
         (MC + 7, 2 * KC + 3, NC + 20),
     ];
-    for (name, with_bias, plain) in pairs {
+    let kernels = Kernel::ALL.into_iter().filter(|k| k.available()).map(Some);
+    for kernel in [None].into_iter().chain(kernels) {
+        let name = kernel.map_or("sgemm", Kernel::name);
         for &(m, k, n) in &shapes {
             for (ta, tb, tc) in (0..8).map(|bits| (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0)) {
                 let a = Mat::random(&mut rng, m, k, ta, 3);
@@ -657,31 +696,33 @@ fn bias_matches_a_copied_bias_and_beta_one_bit_for_bit() {
                 let bias = rng.vec(n, -1.0, 1.0);
                 for alpha in [1.0, -0.75, 0.0] {
                     let mut want = Mat::filled(m, n, tc, 5, POISON);
+                    let mut got = Mat::filled(m, n, tc, 5, POISON);
                     for i in 0..m {
                         for (j, &v) in bias.iter().enumerate() {
                             want.set(i, j, v);
-                        }
-                    }
-                    let mut got = Mat::filled(m, n, tc, 5, POISON);
-                    for i in 0..m {
-                        for j in 0..n {
                             got.set(i, j, f32::NAN);
                         }
                     }
-                    #[rustfmt::skip]
-                    plain(
-                        m, k, n, alpha,
-                        &a.data, a.rs, a.cs, &b.data, b.rs, b.cs,
-                        1.0,
-                        &mut want.data, want.rs, want.cs, &mut pack,
-                    );
-                    #[rustfmt::skip]
-                    with_bias(
-                        m, k, n, alpha,
-                        &a.data, a.rs, a.cs, &b.data, b.rs, b.cs,
-                        &bias,
-                        &mut got.data, got.rs, got.cs, &mut pack,
-                    );
+                    let (a_, b_) = ((&a.data[..], a.rs, a.cs), (&b.data[..], b.rs, b.cs));
+                    let (w, g) = (&mut want, &mut got);
+                    match kernel {
+                        None => {
+                            #[rustfmt::skip]
+                            sgemm(m, k, n, alpha, a_.0, a.rs, a.cs, b_.0, b.rs, b.cs, 1.0,
+                                  &mut w.data, w.rs, w.cs, &mut pack);
+                            #[rustfmt::skip]
+                            sgemm_bias(m, k, n, alpha, a_.0, a.rs, a.cs, b_.0, b.rs, b.cs, &bias,
+                                       &mut g.data, g.rs, g.cs, &mut pack);
+                        }
+                        Some(kern) => {
+                            #[rustfmt::skip]
+                            sgemm_on(kern, m, k, n, alpha, a_, b_, 1.0, None,
+                                     (&mut w.data, w.rs, w.cs), &mut pack);
+                            #[rustfmt::skip]
+                            sgemm_on(kern, m, k, n, alpha, a_, b_, 0.0, Some(&bias),
+                                     (&mut g.data, g.rs, g.cs), &mut pack);
+                        }
+                    }
                     assert!(
                         bits_equal(&want.data, &got.data),
                         "{name}: {m}×{k}×{n} α {alpha}, transposed A {ta} B {tb}, column-major C {tc}"
@@ -689,6 +730,69 @@ fn bias_matches_a_copied_bias_and_beta_one_bit_for_bit() {
                 }
             }
         }
+    }
+}
+
+/// The AVX-512 kernel gives the AVX2 kernel's bits (the claim that lets a model train
+/// to the same bits on either CPU): every layout, α and β (including the edge and
+/// strided store paths), ragged row tiles of every height (each with its own
+/// accumulator sets), an odd number of panels (the last pair is one panel), several k
+/// and n blocks, the bias start, and the weight gradient's stripes. On a CPU without
+/// AVX-512 there is nothing to compare and the test says so.
+#[test]
+fn avx512_kernel_gives_the_avx2_kernels_bits() {
+    if !Kernel::Avx512.available() {
+        eprintln!("no AVX-512F on this CPU: the AVX-512 kernel is not run");
+        return;
+    }
+    let mut rng = Rng::new(92);
+    let mut pack = workspace();
+    let shapes = [
+        (1, 5, 32),
+        (3, 17, 48),
+        (MR, 794, 794),
+        (128, 794, 794),
+        (794, 128, 794),
+        (MC + 5, KC + 9, 3 * NR),
+        (7, 2 * KC + 3, NC + 40),
+    ];
+    for &(m, k, n) in &shapes {
+        for (ta, tb, tc) in (0..8).map(|bits| (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0)) {
+            let a = Mat::random(&mut rng, m, k, ta, 1);
+            let b = Mat::random(&mut rng, k, n, tb, 1);
+            let c = Mat::random(&mut rng, m, n, tc, 1);
+            let bias = rng.vec(n, -1.0, 1.0);
+            for (alpha, beta, with_bias) in
+                [(1.0, 0.0, false), (1.0, 1.0, false), (-0.5, 0.75, false), (1.0, 0.0, true)]
+            {
+                let bias = with_bias.then_some(&bias[..]);
+                let mut out = [c.clone(), c.clone()];
+                for (kern, got) in [Kernel::Avx512, Kernel::Avx2].into_iter().zip(&mut out) {
+                    #[rustfmt::skip]
+                    sgemm_on(kern, m, k, n, alpha, (&a.data, a.rs, a.cs), (&b.data, b.rs, b.cs),
+                             beta, bias, (&mut got.data, got.rs, got.cs), &mut pack);
+                }
+                assert!(
+                    bits_equal(&out[0].data, &out[1].data),
+                    "{m}×{k}×{n} α {alpha} β {beta} bias {with_bias}, transposed A {ta} B {tb}, \
+                     column-major C {tc}"
+                );
+            }
+        }
+    }
+    // The weight gradient's stripes (sgemm_stripes runs the AVX-512 kernel here).
+    for &(m, k, n) in &[(794, 128, 794), (13, 100, 3 * NR + 5)] {
+        let (dy, x) = (rng.vec(k * m, -1.0, 1.0), rng.vec(k * n, -1.0, 1.0));
+        let mut want = vec![f32::NAN; m * n];
+        #[rustfmt::skip]
+        sgemm_on(Kernel::Avx2, m, k, n, 1.0, (&dy, 1, m), (&x, n, 1), 0.0, None,
+                 (&mut want, n, 1), &mut pack);
+        let mut got = vec![f32::NAN; m * n];
+        let mut sink = |row: usize, stripe: &[f32]| {
+            got[row * n..row * n + stripe.len()].copy_from_slice(stripe);
+        };
+        sgemm_stripes(m, k, n, 1.0, &dy, 1, m, &x, n, 1, &mut pack, &mut sink);
+        assert!(bits_equal(&want, &got), "stripes {m}×{k}×{n}");
     }
 }
 

@@ -190,11 +190,11 @@ impl Summary {
         if let Some(bad) = self.layers.iter().enumerate().find(|(i, r)| r.layer != i + 1) {
             return Err(format!("layer record {} is numbered {}", bad.0 + 1, bad.1.layer));
         }
-        if let Some(names) = &self.class_names {
-            if names.len() != self.arch.classes {
-                let c = self.arch.classes;
-                return Err(format!("{} class names for {c} classes", names.len()));
-            }
+        if let Some(names) = &self.class_names
+            && names.len() != self.arch.classes
+        {
+            let c = self.arch.classes;
+            return Err(format!("{} class names for {c} classes", names.len()));
         }
         Ok(())
     }

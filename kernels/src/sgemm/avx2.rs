@@ -116,7 +116,7 @@ impl Micro for Avx2Fma {
 /// Accumulator sets for an R-row kernel: enough that the kernel keeps ≥ 8 independent
 /// FMA chains in flight (Zen 3: 2 FMA pipes × 4 cycles latency), so that tiles with
 /// few rows (m = 1, or the last rows of a block) do not stall on FMA latency.
-const fn sets(rows: usize) -> usize {
+pub(super) const fn sets(rows: usize) -> usize {
     match rows * NV {
         0..4 => 4,
         4..8 => 2,
