@@ -11,13 +11,15 @@
 //! the criterion groups, this bench therefore also prints a *paired* table: the two
 //! implementations alternate in short bursts, and the ratio is the median over bursts
 //! of (their time ÷ ours), which cancels load that drifts slower than a burst. A
-//! criterion filter argument (e.g. `forward`) also filters that table.
+//! criterion filter argument (e.g. `forward`) also filters that table. Where `sgemm`
+//! runs the AVX-512 kernel, the table also times it forced onto the AVX2 kernel (same
+//! bits), so the two kernels' ratio is read off the same bursts.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use idmlp_kernels::sgemm::{PACK_LEN, sgemm, sgemm_kernel_name};
+use idmlp_kernels::sgemm::{Kernel, PACK_LEN, sgemm, sgemm_kernel_name, sgemm_on};
 
 /// Hidden width of the model: d + C = 784 + 10.
 const D: usize = 794;
@@ -93,6 +95,21 @@ fn run_ours(s: &Shape, x: &mut Operands, pack: &mut [f32]) {
     black_box(&mut x.out);
 }
 
+/// [`run_ours`] forced onto the AVX2 kernel.
+fn run_avx2(s: &Shape, x: &mut Operands, pack: &mut [f32]) {
+    #[rustfmt::skip]
+    sgemm_on(
+        Kernel::Avx2, s.m, s.k, s.n,
+        1.0,
+        (black_box(&x.a), s.a.0, s.a.1),
+        (black_box(&x.b), s.b.0, s.b.1),
+        0.0, None,
+        (&mut x.out, s.n, 1),
+        pack,
+    );
+    black_box(&mut x.out);
+}
+
 fn run_matrixmultiply(s: &Shape, x: &mut Operands) {
     #[allow(unsafe_code)]
     // SAFETY: `a` is m×k, `b` is k×n and `out` is m×n, each a Vec of exactly that many
@@ -136,10 +153,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The paired table (see the file doc): for each shape, median GFLOP/s of each and the
-/// median over bursts of the per-burst speed ratio ours ÷ matrixmultiply.
+/// median over bursts of the per-burst speed ratio ours ÷ matrixmultiply (and ours ÷
+/// our AVX2 kernel, where `sgemm` runs another).
 fn paired_table(filter: Option<&str>, pack: &mut [f32]) {
+    let with_avx2 = Kernel::best() != Kernel::Avx2 && Kernel::Avx2.available();
     println!("\npaired, interleaved ({PAIRED_BURSTS} bursts per shape, medians):");
-    println!("{:<24} {:>12} {:>16} {:>7}", "shape", "ours GF/s", "matrixmul. GF/s", "ratio");
+    print!("{:<24} {:>12} {:>16} {:>7}", "shape", "ours GF/s", "matrixmul. GF/s", "ratio");
+    if with_avx2 {
+        print!(" {:>10} {:>12}", "avx2 GF/s", "ours ÷ avx2");
+    }
+    println!();
     for bsz in BATCHES {
         for s in shapes(bsz) {
             let label = format!("sgemm/{}/B={bsz}", s.name);
@@ -148,30 +171,36 @@ fn paired_table(filter: Option<&str>, pack: &mut [f32]) {
             }
             let mut x = Operands::new(&s);
             let calls = BURST_FLOPS.div_ceil(flops(&s)).max(1) as usize;
-            let (mut ours, mut theirs, mut ratio) = (vec![], vec![], vec![]);
-            let time = |f: &mut dyn FnMut()| {
-                let t = Instant::now();
-                (0..calls).for_each(|_| f());
-                t.elapsed().as_secs_f64() / calls as f64
-            };
-            // Burst 0 warms caches and is dropped; the order alternates so that
-            // neither side always runs on the other's cache leftovers.
+            // Seconds per call of each contender, per burst: ours, matrixmultiply, AVX2.
+            let mut times: [Vec<f64>; 3] = Default::default();
+            let contenders = if with_avx2 { 3 } else { 2 };
+            // Burst 0 warms caches and is dropped; the order rotates so that no side
+            // always runs on another's cache leftovers.
             for burst in 0..=PAIRED_BURSTS {
-                let (to, tm) = if burst % 2 == 0 {
-                    let to = time(&mut || run_ours(&s, &mut x, pack));
-                    (to, time(&mut || run_matrixmultiply(&s, &mut x)))
-                } else {
-                    let tm = time(&mut || run_matrixmultiply(&s, &mut x));
-                    (time(&mut || run_ours(&s, &mut x, pack)), tm)
-                };
-                if burst > 0 {
-                    ours.push(flops(&s) as f64 / to / 1e9);
-                    theirs.push(flops(&s) as f64 / tm / 1e9);
-                    ratio.push(tm / to);
+                for turn in 0..contenders {
+                    let who = (burst + turn) % contenders;
+                    let t = Instant::now();
+                    for _ in 0..calls {
+                        match who {
+                            0 => run_ours(&s, &mut x, pack),
+                            1 => run_matrixmultiply(&s, &mut x),
+                            _ => run_avx2(&s, &mut x, pack),
+                        }
+                    }
+                    if burst > 0 {
+                        times[who].push(t.elapsed().as_secs_f64() / calls as f64);
+                    }
                 }
             }
-            let (o, t, r) = (median(ours), median(theirs), median(ratio));
-            println!("{label:<24} {o:>12.1} {t:>16.1} {r:>7.2}");
+            let gflops = |t: &[f64]| median(t.iter().map(|t| flops(&s) as f64 / t / 1e9).collect());
+            let ratio =
+                |them: &[f64]| median(them.iter().zip(&times[0]).map(|(t, o)| t / o).collect());
+            let (o, t, r) = (gflops(&times[0]), gflops(&times[1]), ratio(&times[1]));
+            print!("{label:<24} {o:>12.1} {t:>16.1} {r:>7.2}");
+            if with_avx2 {
+                print!(" {:>10.1} {:>12.2}", gflops(&times[2]), ratio(&times[2]));
+            }
+            println!();
         }
     }
 }
