@@ -26,15 +26,21 @@
 //! columns, or a C whose columns are not contiguous, is computed into a stack tile and
 //! copied out element by element, so nothing outside the m×n view of C is touched.
 //!
-//! Microkernels: `avx2` (x86-64 with AVX2 + FMA, chosen at run time with `std`, at
-//! compile time without) and `portable` (plain Rust over fixed-size arrays). Both read
-//! the same packed layout; packing lives in `pack`.
+//! Microkernels ([`Kernel`]): `avx512` (x86-64 with AVX-512F: 6×32 tiles over two
+//! B̃ panels, bit-identical to `avx2`), `avx2` (x86-64 with AVX2 + FMA: 6×16) and
+//! `portable` (plain Rust over fixed-size arrays); the fastest the CPU has is chosen at
+//! run time with `std`, at compile time without. All read the same packed layout;
+//! packing lives in `pack`.
 //!
-//! Safety: the `unsafe` is confined to `avx2`. Everything else, including every store
-//! to C outside a full AVX2 tile, is safe indexing, and the unsafe kernels are reached
-//! only through safe wrappers that assert the bounds they rely on.
+//! Safety: the `unsafe` is confined to `avx2` and `avx512`. Everything else, including
+//! every store to C outside a full SIMD tile, is safe indexing, and the unsafe kernels
+//! are reached only through safe wrappers that assert the bounds they rely on.
 //!
 //! # Block sizes (2-core Zen 3: 32 KiB L1d and 512 KiB L2 per core, shared L3)
+//!
+//! The AVX-512 kernel keeps them (they fix the k blocks, and so the bits); on the Zen 5
+//! host it was measured on (48 KiB L1d, 1 MiB L2) its two-panel B̃ micro-panel is 40 KiB
+//! at KC = 320, and three panels (60 KiB) measured no faster.
 //!
 //! Chosen by measurement on the `sgemm` bench's shapes (D = 794, B ∈ {32, 128, 512});
 //! each constant's doc says why. Tried and rejected:
