@@ -473,24 +473,33 @@ fn run_dispatch(args: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
     run_on(Kernel::best(), args, c, pack);
 }
 
+/// Evaluates `$body` with `$isa` bound to the [`Micro`] of `$kernel`, or to the
+/// portable one if this CPU cannot run it: the one place a [`Kernel`] becomes code.
+macro_rules! on_kernel {
+    ($kernel:expr, $isa:ident => $body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        match $kernel {
+            Kernel::Avx512 => {
+                if let Some($isa) = avx512::Avx512::detect() {
+                    return $body;
+                }
+            }
+            Kernel::Avx2 => {
+                if let Some($isa) = avx2::Avx2Fma::detect() {
+                    return $body;
+                }
+            }
+            Kernel::Portable => {}
+        }
+        let $isa = portable::Portable;
+        $body
+    }};
+}
+
 /// Runs [`run`] on `kernel` (the portable one if this CPU cannot run it).
 #[track_caller]
 fn run_on(kernel: Kernel, args: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    match kernel {
-        Kernel::Avx512 => {
-            if let Some(isa) = avx512::Avx512::detect() {
-                return run(isa, args, c, pack);
-            }
-        }
-        Kernel::Avx2 => {
-            if let Some(isa) = avx2::Avx2Fma::detect() {
-                return run(isa, args, c, pack);
-            }
-        }
-        Kernel::Portable => {}
-    }
-    run(portable::Portable, args, c, pack);
+    on_kernel!(kernel, isa => run(isa, args, c, pack))
 }
 
 /// Checks that the product fits one block and runs [`stripes`] on this CPU's kernel.
@@ -498,15 +507,7 @@ fn run_on(kernel: Kernel, args: Args<'_>, c: &mut [f32], pack: &mut [f32]) {
 fn stripes_dispatch(args: Args<'_>, pack: &mut [f32], sink: &mut dyn StripeSink) {
     let (k, n) = (args.k, args.n);
     assert!(stripes_fit(k, n), "sgemm_stripes: k = {k} and n = {n} must fit one block");
-    #[cfg(target_arch = "x86_64")]
-    if let Some(isa) = avx512::Avx512::detect() {
-        return stripes(isa, args, pack, sink);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(isa) = avx2::Avx2Fma::detect() {
-        return stripes(isa, args, pack, sink);
-    }
-    stripes(portable::Portable, args, pack, sink);
+    on_kernel!(Kernel::best(), isa => stripes(isa, args, pack, sink))
 }
 
 /// A microkernel family [`sgemm`] can run on. The AVX-512 kernel computes each
