@@ -21,7 +21,10 @@ mod common;
 use common::{TempDir, success, text};
 
 const MNIST_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist-sample");
-/// Small enough for a debug build (about 3 s an epoch), long enough to interrupt.
+/// Small enough for a debug build (about 3 s an epoch on the Zen 3 host, 0.3–0.4 s on
+/// the Zen 5 one), long enough to interrupt: the tests draw their interruption moments
+/// as fractions of how long this run takes uninterrupted ([`reference_seconds`]), not
+/// in fixed milliseconds, so that a faster machine does not finish before the signal.
 const RUN: [&str; 4] = ["--layers", "2", "--epochs", "3"];
 
 fn idmlp() -> Command {
@@ -84,17 +87,35 @@ fn assert_same_run(a: &(Vec<u32>, TrainingState), b: &(Vec<u32>, TrainingState))
     assert_eq!(numbers(&a.1), numbers(&b.1));
 }
 
-/// The uninterrupted run, trained once per test binary.
-fn reference() -> &'static (Vec<u32>, TrainingState) {
-    static REFERENCE: OnceLock<(Vec<u32>, TrainingState)> = OnceLock::new();
+/// The uninterrupted run, trained once per test binary, and its wall time in seconds
+/// (from spawn to exit).
+fn reference_run() -> &'static ((Vec<u32>, TrainingState), f64) {
+    static REFERENCE: OnceLock<((Vec<u32>, TrainingState), f64)> = OnceLock::new();
     REFERENCE.get_or_init(|| {
         let tmp = TempDir::new("reference");
         let out = tmp.path().join("run");
+        let start = Instant::now();
         success(&idmlp().args(train_args(&out)).output().unwrap());
+        let seconds = start.elapsed().as_secs_f64();
         let run = saved(&out.join("model.idmlp"));
         assert_eq!(run.1.history.len(), 3);
-        run
+        (run, seconds)
     })
+}
+
+/// The uninterrupted run's checkpoint.
+fn reference() -> &'static (Vec<u32>, TrainingState) {
+    &reference_run().0
+}
+
+/// How long the uninterrupted run takes on this machine, in seconds.
+fn reference_seconds() -> f64 {
+    reference_run().1
+}
+
+/// A random moment in `from..to` of the uninterrupted run's time.
+fn moment(rng: &mut Xoshiro256PlusPlus, from: f64, to: f64) -> Duration {
+    Duration::from_secs_f64(reference_seconds() * rng.random_range(from..to))
 }
 
 #[test]
@@ -105,10 +126,14 @@ fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run_bit_for_bit() {
     let model = out.join("model.idmlp");
     let args = train_args(&out);
 
+    // Timed first, so that its run does not share the cores with this one.
+    let delay = moment(&mut rng, 0.0, 0.4);
     let child = spawn(&args);
-    // Interrupt after epoch 1's checkpoint, a random moment later (most likely in epoch 2).
+    // Interrupt after epoch 1's checkpoint, a random moment later (most likely in
+    // epoch 2): at most 0.4 of the whole run's time, while two thirds of its epochs,
+    // more than that, are still to come.
     wait_for(&model);
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+    std::thread::sleep(delay);
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let run = child.wait_with_output().unwrap();
@@ -141,8 +166,11 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint_and_resume_finishes() {
 
     let mut last = (0, 0);
     for round in 0..5 {
+        // 5–40% of an uninterrupted run (from start-up on): every round makes some
+        // progress, and the run rarely finishes before the last.
+        let delay = moment(&mut rng, 0.05, 0.4);
         let mut child = spawn(&args);
-        std::thread::sleep(Duration::from_millis(rng.random_range(200..3000)));
+        std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL: no handler runs
         child.wait().unwrap();
         if model.exists() {
