@@ -747,9 +747,15 @@ fn avx512_kernel_gives_the_avx2_kernels_bits() {
     }
     let mut rng = Rng::new(92);
     let mut pack = workspace();
+    // n covers every panel ending: two full panels, one, a full one and a partial one,
+    // a lone partial one, and each partial width's neighbours (n % NR = 1, 15).
     let shapes = [
         (1, 5, 32),
         (3, 17, 48),
+        (2, 9, 26),
+        (5, 9, 7),
+        (MR, 33, NR + 1),
+        (MR + 1, 40, 3 * NR - 1),
         (MR, 794, 794),
         (128, 794, 794),
         (794, 128, 794),
@@ -763,7 +769,9 @@ fn avx512_kernel_gives_the_avx2_kernels_bits() {
             let c = Mat::random(&mut rng, m, n, tc, 1);
             let bias = rng.vec(n, -1.0, 1.0);
             for (alpha, beta, with_bias) in
-                [(1.0, 0.0, false), (1.0, 1.0, false), (-0.5, 0.75, false), (1.0, 0.0, true)]
+                // α = 1.3 is not a power of two, so α·ab rounds: a fused and an unfused
+                // store then differ.
+                [(1.0, 0.0, false), (1.0, 1.0, false), (1.3, 0.75, false), (1.0, 0.0, true)]
             {
                 let bias = with_bias.then_some(&bias[..]);
                 let mut out = [c.clone(), c.clone()];

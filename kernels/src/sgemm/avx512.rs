@@ -7,13 +7,15 @@
 //! panels; the tile reads two neighbouring panels as two streams), and every element
 //! of C gets the AVX2 kernel's instructions in its order: the same k blocks, the same
 //! accumulator sets for a tile of R rows ([`super::avx2::sets`]), the same final
-//! `fma(α, ab, β·S)`. So the results are bit-identical to the AVX2 kernel's, and a
-//! model trains to the same bits on either machine. Tiles that are not two full panels
-//! of a row-contiguous C go to the AVX2 kernel, panel by panel.
+//! `fma(α, ab, β·S)`; and in a partial last panel (fewer than 16 columns, written
+//! through a lane mask) the AVX2 edge path's `β·S + α·ab`, unfused. So the results
+//! are bit-identical to the AVX2 kernel's, and a model trains to the same bits on either
+//! machine. Only a C whose columns are not contiguous goes to the AVX2 kernel.
 
 use core::arch::x86_64::{
-    _MM_HINT_T0, _mm_prefetch, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mul_ps,
-    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    _MM_HINT_T0, _mm_prefetch, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_storeu_ps,
 };
 
 use super::avx2::{Avx2Fma, sets};
@@ -58,8 +60,8 @@ impl Micro for Avx512 {
 
     #[allow(unsafe_code)]
     fn tile(self, t: Tile<'_>, a: &[f32], b: &[f32], c: &mut [f32]) {
-        if t.cols < PANELS * NR || t.csc != 1 {
-            // Edges and strided C: the AVX2 kernel, one panel at a time.
+        if t.csc != 1 {
+            // A strided C: the AVX2 kernel's stack-tile path, one panel at a time.
             for (q, col) in (0..t.cols).step_by(NR).enumerate() {
                 let cols = NR.min(t.cols - col);
                 let part = Tile {
@@ -79,27 +81,40 @@ impl Micro for Avx512 {
             None => (dst.cast_const(), t.rsc),
         };
         let (alpha, beta) = (t.alpha, t.beta);
-        // SAFETY: `t.check` asserted a.len() ≥ kc·MR, b.len() ≥ kc·NR·PANELS (the tile's
-        // panels), that the last tile element c0 + (rows−1)·rsc + (PANELS·NR − 1) is
-        // inside `c`, so every `dst[i·rsc + j]` (i < rows, j < PANELS·NR) is inside
-        // `c[c0..]`, and that a bias row has cols = PANELS·NR floats, so `src[i·0 + j]`
-        // is inside it. `self` proves AVX-512F.
+        // SAFETY: `t.check` asserted 1 ≤ cols ≤ PANELS·NR, a.len() ≥ kc·MR, b.len() ≥
+        // kc·NR·⌈cols/NR⌉ (the tile's panels), that the last tile element c0 +
+        // (rows−1)·rsc + (cols − 1) is inside `c`, so every `dst[i·rsc + j]` (i < rows,
+        // j < cols) is inside `c[c0..]`, and that a bias row has `cols` floats, so
+        // `src[i·0 + j]` is inside it. `self` proves AVX-512F.
         unsafe {
-            kernel_rows(t.rows, t.kc, a.as_ptr(), b.as_ptr(), alpha, beta, src, rss, dst, t.rsc)
+            kernel_rows(
+                t.rows,
+                t.cols,
+                t.kc,
+                a.as_ptr(),
+                b.as_ptr(),
+                alpha,
+                beta,
+                src,
+                rss,
+                dst,
+                t.rsc,
+            )
         };
     }
 }
 
-/// Runs the kernel compiled for exactly `rows` rows, with the AVX2 kernel's
-/// accumulator sets for that many rows.
+/// Runs the kernel compiled for exactly `rows` rows and `⌈cols/NR⌉` panels, with the
+/// AVX2 kernel's accumulator sets for that many rows.
 ///
 /// # Safety
 ///
-/// As [`kernel`], with `1 ≤ rows ≤ MR`.
+/// As [`kernel`], with `1 ≤ rows ≤ MR` and `1 ≤ cols ≤ PANELS·NR`.
 #[allow(unsafe_code, clippy::too_many_arguments)]
 #[inline]
 unsafe fn kernel_rows(
     rows: usize,
+    cols: usize,
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -110,33 +125,44 @@ unsafe fn kernel_rows(
     dst: *mut f32,
     rsd: usize,
 ) {
+    // Lanes of the last panel that are C's: all 16, or the first cols % NR.
+    let last = (cols - 1) % NR + 1;
+    let mask = u16::MAX >> (NR - last);
     macro_rules! by_rows {
-        ($($r:literal)*) => {{
+        ($p:literal: $($r:literal)*) => {{
             const _: () = assert!(MR == [$($r),*].len(), "one arm per row count 1..=MR");
             match rows {
-                // SAFETY: forwarded contract; each arm's R equals `rows`.
-                $($r => unsafe { kernel::<$r, { sets($r) }>(kc, a, b, alpha, beta, src, rss, dst, rsd) },)*
+                // SAFETY: forwarded contract; each arm's R equals `rows` and P equals
+                // the tile's panels, whose last has the `mask` lanes.
+                $($r => unsafe {
+                    kernel::<$r, { sets($r) }, $p>(kc, a, b, alpha, beta, src, rss, dst, rsd, mask)
+                },)*
                 _ => unreachable!("tile rows {rows} outside 1..={MR}"),
             }
         }};
     }
-    by_rows!(1 2 3 4 5 6)
+    const _: () = assert!(PANELS == 2, "one arm per panel count 1..=PANELS");
+    if cols > NR { by_rows!(2: 1 2 3 4 5 6) } else { by_rows!(1: 1 2 3 4 5 6) }
 }
 
-/// The R×(PANELS·NR) microkernel: `dst[i·rsd + j] ← α·Σ_p ã[p·MR + i]·b̃_j(p) +
-/// β·src[i·rss + j]` for i < R, j < PANELS·NR, where column j's packed values are
-/// panel j / NR's (`b[(j / NR)·kc·NR + p·NR + j % NR]`); with β = 0, `src` is not read.
-/// `U` accumulator sets take alternate k steps and are summed at the end, in the
-/// AVX2 kernel's order.
+/// The R×(P·NR) microkernel: `dst[i·rsd + j] ← α·Σ_p ã[p·MR + i]·b̃_j(p) +
+/// β·src[i·rss + j]` for i < R and the tile's columns j, where column j's packed values
+/// are panel j / NR's (`b[(j / NR)·kc·NR + p·NR + j % NR]`); with β = 0, `src` is not
+/// read. The last of the P panels has the columns of the lanes set in `mask` (all 16,
+/// or its first few), and only those are read from `src` and written. `U`
+/// accumulator sets take alternate k steps and are summed at the end, in the AVX2
+/// kernel's order; a full panel stores `fma(α, ab, β·S)` as the AVX2 kernel's full
+/// tile does, a partial one `β·S + α·ab` as its edge path (`store_tile`) does.
 ///
 /// # Safety
 ///
-/// The CPU supports AVX-512F; `a` is readable for `kc·MR` floats, `b` for
-/// `PANELS·kc·NR`; `dst` is writable at `i·rsd + j` and, if β ≠ 0, `src` readable at
-/// `i·rss + j`, for i < R, j < PANELS·NR.
+/// The CPU supports AVX-512F; `a` is readable for `kc·MR` floats, `b` for `P·kc·NR`;
+/// for i < R, `dst` is writable and, if β ≠ 0, `src` readable at `i·rsd + j`
+/// (`i·rss + j`) for the columns j of the first P − 1 panels and the `mask` lanes of
+/// the last (`j = (P − 1)·NR + lane`), and `mask` is not 0.
 #[allow(unsafe_code, clippy::needless_range_loop, clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const R: usize, const U: usize>(
+unsafe fn kernel<const R: usize, const U: usize, const P: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -146,32 +172,39 @@ unsafe fn kernel<const R: usize, const U: usize>(
     rss: usize,
     dst: *mut f32,
     rsd: usize,
+    mask: u16,
 ) {
-    // SAFETY: every `a.add` stays below kc·MR and every `b.add` below PANELS·kc·NR
-    // (panel v < PANELS starts at v·kc·NR, k steps < kc, 16 floats = NR per load);
-    // every `dst.add` (`src.add`) is at i·rsd + 16v + 16 ≤ i·rsd + PANELS·NR (i·rss
-    // + …) with i < R: the caller's contract.
+    // SAFETY: every `a.add` stays below kc·MR and every `b.add` below P·kc·NR (panel
+    // v < P starts at v·kc·NR, k steps < kc, 16 floats = NR per load: the packed panels
+    // are zero-padded to NR columns); every full `dst.add` (`src.add`) store or load is
+    // at i·rsd + 16v + 16 (i·rss + …) with i < R and v < P − 1, or v = P − 1 with all
+    // lanes in `mask`, and the masked ones touch only the `mask` lanes (masked-out
+    // lanes are neither read nor written, nor can they fault): the caller's contract.
+    // The prefetches are hints at addresses in the tile (wrapping_add: never UB).
     unsafe {
         // The C tile's cache lines, early (see the AVX2 kernel): a row of 32 floats
         // spans three lines when C's rows are not line-aligned.
+        let last_col = (P - 1) * NR + (15 - mask.leading_zeros() as usize);
         for i in 0..R {
-            let row = dst.add(i * rsd);
+            let row = dst.wrapping_add(i * rsd);
             _mm_prefetch::<_MM_HINT_T0>(row.cast());
-            _mm_prefetch::<_MM_HINT_T0>(row.add(NR).cast());
-            _mm_prefetch::<_MM_HINT_T0>(row.add(PANELS * NR - 1).cast());
+            if P > 1 {
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR).cast());
+            }
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(last_col).cast());
         }
         let panel = kc * NR;
-        let mut acc = [[[_mm512_setzero_ps(); PANELS]; R]; U];
+        let mut acc = [[[_mm512_setzero_ps(); P]; R]; U];
         let (mut a, mut b) = (a, b);
         macro_rules! step {
             ($u:expr, $a:expr, $b:expr) => {
-                let mut bv = [_mm512_setzero_ps(); PANELS];
-                for v in 0..PANELS {
+                let mut bv = [_mm512_setzero_ps(); P];
+                for v in 0..P {
                     bv[v] = _mm512_loadu_ps($b.add(v * panel));
                 }
                 for i in 0..R {
                     let ai = _mm512_set1_ps(*$a.add(i));
-                    for v in 0..PANELS {
+                    for v in 0..P {
                         acc[$u][i][v] = _mm512_fmadd_ps(ai, bv[v], acc[$u][i][v]);
                     }
                 }
@@ -193,19 +226,29 @@ unsafe fn kernel<const R: usize, const U: usize>(
         let alphav = _mm512_set1_ps(alpha);
         let betav = _mm512_set1_ps(beta);
         for i in 0..R {
-            for v in 0..PANELS {
+            for v in 0..P {
                 let mut ab = acc[0][i][v];
                 for u in 1..U {
                     ab = _mm512_add_ps(ab, acc[u][i][v]);
                 }
-                let out = dst.add(i * rsd + NR * v);
-                let res = if beta == 0.0 {
-                    _mm512_mul_ps(alphav, ab)
+                let (out, s) = (dst.add(i * rsd + NR * v), src.add(i * rss + NR * v));
+                if v < P - 1 || mask == u16::MAX {
+                    let res = if beta == 0.0 {
+                        _mm512_mul_ps(alphav, ab)
+                    } else {
+                        _mm512_fmadd_ps(alphav, ab, _mm512_mul_ps(betav, _mm512_loadu_ps(s)))
+                    };
+                    _mm512_storeu_ps(out, res);
                 } else {
-                    let s = _mm512_loadu_ps(src.add(i * rss + NR * v));
-                    _mm512_fmadd_ps(alphav, ab, _mm512_mul_ps(betav, s))
-                };
-                _mm512_storeu_ps(out, res);
+                    let scaled = _mm512_mul_ps(alphav, ab);
+                    let res = if beta == 0.0 {
+                        scaled
+                    } else {
+                        let s = _mm512_maskz_loadu_ps(mask, s);
+                        _mm512_add_ps(_mm512_mul_ps(betav, s), scaled)
+                    };
+                    _mm512_mask_storeu_ps(out, mask, res);
+                }
             }
         }
     }
