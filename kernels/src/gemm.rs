@@ -18,7 +18,9 @@
 use crate::check_len;
 #[cfg(doc)]
 use crate::sgemm::PACK_LEN;
-use crate::sgemm::{StripeSink, sgemm, sgemm_bias, sgemm_stripes};
+#[cfg(doc)]
+use crate::sgemm::sgemm_bias;
+use crate::sgemm::{BSource, Start, StripeSink, sgemm, sgemm_from, sgemm_stripes};
 use crate::simd::wide;
 
 /// The signature [`gemm_ab`], [`gemm_abt`] and [`gemm_atb`] share,
@@ -77,22 +79,7 @@ pub fn gemm_abt(
     c: &mut [f32],
     pack: &mut [f32],
 ) {
-    check_len("gemm_abt A", a.len(), m, k);
-    check_len("gemm_abt B", b.len(), n, k);
-    check_len("gemm_abt C", c.len(), m, n);
-    if m == 1 && k > 0 && alpha != 0.0 {
-        return wide!(row_dot_rows(alpha, a, b, beta, c));
-    }
-    #[rustfmt::skip]
-    sgemm(
-        m, k, n,
-        alpha,
-        a, k, 1,
-        b, 1, k,
-        beta,
-        c, n, 1,
-        pack,
-    );
+    abt(m, k, n, alpha, a, b, Start::Beta(beta), c, pack);
 }
 
 /// `C ← α·A·Bᵀ + bias` with `A: m×k`, `B: n×k` (stored row-major, used transposed),
@@ -115,24 +102,40 @@ pub fn gemm_abt_bias(
     c: &mut [f32],
     pack: &mut [f32],
 ) {
-    check_len("gemm_abt_bias A", a.len(), m, k);
-    check_len("gemm_abt_bias B", b.len(), n, k);
     check_len("gemm_abt_bias bias", bias.len(), 1, n);
-    check_len("gemm_abt_bias C", c.len(), m, n);
+    abt(m, k, n, alpha, a, b, Start::Bias(bias), c, pack);
+}
+
+/// The body of [`gemm_abt`] and [`gemm_abt_bias`] (and of their pool twins' pieces):
+/// `C ← α·A·Bᵀ + start`.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn abt(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    start: Start<'_>,
+    c: &mut [f32],
+    pack: &mut [f32],
+) {
+    check_len("gemm_abt A", a.len(), m, k);
+    check_len("gemm_abt B", b.len(), n, k);
+    check_len("gemm_abt C", c.len(), m, n);
     if m == 1 && k > 0 && alpha != 0.0 {
-        c.copy_from_slice(bias);
-        return wide!(row_dot_rows(alpha, a, b, 1.0, c));
+        let beta = match start {
+            Start::Beta(beta) => beta,
+            Start::Bias(bias) => {
+                c.copy_from_slice(bias);
+                1.0
+            }
+        };
+        return wide!(row_dot_rows(alpha, a, b, beta, c));
     }
-    #[rustfmt::skip]
-    sgemm_bias(
-        m, k, n,
-        alpha,
-        a, k, 1,
-        b, 1, k,
-        bias,
-        c, n, 1,
-        pack,
-    );
+    let b = BSource::Strided { b, rsb: 1, csb: k };
+    sgemm_from(m, k, n, alpha, (a, k, 1), b, start, (c, n, 1), pack);
 }
 
 /// `C ← α·Aᵀ·B + β·C` with `A: k×m` (stored row-major, used transposed), `B: k×n`, `C: m×n`.

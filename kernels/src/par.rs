@@ -364,11 +364,11 @@ fn abt(
 ) {
     // The serial call on columns `cols` of C (rows of B).
     let serial = |m, b: &[f32], cols: core::ops::Range<usize>, c: &mut [f32], pack: &mut [f32]| {
-        let n = cols.len();
-        match start {
-            Start::Beta(beta) => gemm::gemm_abt(m, k, n, alpha, a, b, beta, c, pack),
-            Start::Bias(bias) => gemm::gemm_abt_bias(m, k, n, alpha, a, b, &bias[cols], c, pack),
-        }
+        let start = match start {
+            Start::Beta(beta) => Start::Beta(beta),
+            Start::Bias(bias) => Start::Bias(&bias[cols.clone()]),
+        };
+        gemm::abt(m, k, cols.len(), alpha, a, b, start, c, pack);
     };
     if pool.threads() == 1 || m * k * n < MIN_SPLIT_FMAS || (m > 1 && m < 2 * MR) {
         return serial(m, b, 0..n, c, &mut pool.pack(0));
